@@ -1,0 +1,67 @@
+"""Behaviour switches: the RFC as posted, the corrected design, and every mix in between.
+
+Each switch names one defect of rfc.md section 3 by its D-number. ``True`` reproduces the
+posted patch; ``False`` is the fix the review (or the kernel's own pid code) points to.
+:data:`RFC` has every switch on, :data:`FIXED` every switch off; flip one with
+:func:`attrs.evolve`:
+
+>>> import attrs
+>>> only_d6_fixed = attrs.evolve(RFC, d6_nr_ns_unchecked=False)
+>>> only_d6_fixed.defects()
+('D1', 'D2')
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["FIXED", "RFC", "Behavior"]
+
+
+@attrs.frozen
+class Behavior:
+    """Which defects of the posted RFC a :class:`bpfns.Kernel` reproduces.
+
+    Attributes:
+        d1_rollback_at_failed_level: D1 (rfc.md 2.3 step 5, section 3). When
+            ``bpf_alloc_obj_id`` fails at level ``i``, the posted rollback loop
+            ``for (; i <= ns->level; i++)`` starts at the failed index and so reads the
+            never-written, non-zeroed ``numbers[i]``. Fixed: start at ``i + 1``, as
+            ``alloc_pid`` does with ``while (++i <= ns->level)``.
+        d2_obj_id_unpinned: D2. An id record does not hold a reference on its namespace,
+            so an object that outlives the namespace later removes its ids from, and
+            frees its record through, freed memory. Fixed: the record pins its deepest
+            namespace (``get_bpfns`` at alloc, ``put_bpfns`` at free), as ``struct pid``
+            pins ``numbers[level].ns``.
+        d6_nr_ns_unchecked: D6 (rfc.md 2.4). ``bpf_obj_id_nr_ns`` returns
+            ``numbers[ns->level].nr`` without checking ``numbers[ns->level].ns == ns``,
+            so a sibling namespace sees another branch's number. Fixed: return 0 unless
+            the namespace matches, as ``pid_nr_ns`` does.
+    """
+
+    d1_rollback_at_failed_level: bool = True
+    d2_obj_id_unpinned: bool = True
+    d6_nr_ns_unchecked: bool = True
+
+    def defects(self) -> tuple[str, ...]:
+        """The D-numbers this behaviour reproduces, in order.
+
+        >>> FIXED.defects(), RFC.defects()
+        ((), ('D1', 'D2', 'D6'))
+        """
+        return tuple(
+            f"D{field.name[1:].split('_', 1)[0]}"
+            for field in attrs.fields(Behavior)
+            if getattr(self, field.name)
+        )
+
+
+#: The patch series exactly as posted: every defect present.
+RFC = Behavior()
+
+#: The corrected design: every defect fixed.
+FIXED = Behavior(
+    d1_rollback_at_failed_level=False,
+    d2_obj_id_unpinned=False,
+    d6_nr_ns_unchecked=False,
+)

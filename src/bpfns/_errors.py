@@ -1,0 +1,93 @@
+"""Exceptions raised by bpfns.
+
+Three families, for three kinds of trouble:
+
+* :class:`BpfnsError` (an :class:`OSError`): the simulated kernel refused, with the errno
+  the real kernel returns (``e.errno == errno.ENOSPC``). A call that raises it leaves the
+  world as it was, except for what the kernel itself leaves behind (documented per call).
+* :class:`KernelBug` (:class:`UseAfterFree`, :class:`UninitializedRead`): the posted C code
+  would have touched memory it must not; the sanitizer (KASAN/KMSAN model) caught it.
+* :class:`InvariantViolation`: :meth:`bpfns.Kernel.check` found a broken invariant.
+
+Misuse of the Python API (wrong types, values no C caller could pass, objects of another
+Kernel, double free) raises :class:`TypeError` or :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._sanitizer import Report
+
+__all__ = [
+    "BpfnsError",
+    "InvariantViolation",
+    "KernelBug",
+    "KernelWarning",
+    "UninitializedRead",
+    "UseAfterFree",
+]
+
+
+class BpfnsError(OSError):
+    """A simulated kernel call failed with a kernel errno.
+
+    ``e.errno`` is the positive errno (the kernel returns its negative); ``e.strerror``
+    says what went wrong and what to do about it.
+
+    >>> import errno
+    >>> e = BpfnsError(errno.ENOSPC, "no free id in [1, 3]; free an object first")
+    >>> e.errno == errno.ENOSPC, e.errorcode
+    (True, 'ENOSPC')
+    """
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(errno, message)
+
+    @property
+    def errorcode(self) -> str:
+        """The symbolic errno name, for example ``"ENOSPC"``."""
+        return _errno.errorcode.get(self.errno or 0, str(self.errno))
+
+    def __str__(self) -> str:
+        return f"[{self.errorcode}: {os.strerror(self.errno or 0)}] {self.strerror}"
+
+    def __repr__(self) -> str:
+        return f"BpfnsError(errno.{self.errorcode}, {self.strerror!r})"
+
+
+class KernelWarning(UserWarning):
+    """The kernel would have printed a WARN here (for example ``ida_free`` of a free id)."""
+
+
+class KernelBug(Exception):  # noqa: N818 - the kernel's own word for an oops
+    """The sanitizer caught the simulated kernel touching memory it must not.
+
+    ``e.report`` is the :class:`bpfns.Report` that was also appended to
+    :attr:`bpfns.Kernel.reports`. Construct a kernel with ``on_bug="record"`` to keep
+    going with the consequence the C code would have instead of raising.
+    """
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.describe())
+        self.report = report
+
+
+class UseAfterFree(KernelBug):
+    """KASAN: slab-use-after-free (for example D2, an id removed from a freed namespace)."""
+
+
+class UninitializedRead(KernelBug):
+    """KMSAN: uninit-value (for example D1, rollback of a slab record never written)."""
+
+
+class InvariantViolation(AssertionError):  # noqa: N818 - mirrors sortedcontainers' _check
+    """:meth:`bpfns.Kernel.check` found a broken invariant; the message names it."""
+
+    def __init__(self, invariant: str, detail: str) -> None:
+        super().__init__(f"invariant {invariant!r} violated: {detail}")
+        self.invariant = invariant
+        self.detail = detail

@@ -1,0 +1,492 @@
+"""lib/idr.c: the IDR (id -> pointer map with a cyclic cursor) and the IDA (id allocator).
+
+Semantics follow kernel.md section A (v6.17-rc3 plus the 6.19/stable fix c6e8e595,
+"idr: fix idr_alloc() returning an ID out of range"); the kernel's own self-tests,
+restated in kernel.md section B, are the test suite's conformance cases.
+
+C calling conventions map to Python as follows:
+
+* a negative errno return becomes a raised :class:`bpfns.BpfnsError`;
+* ``idr_alloc_u32``'s ``u32 *nextid`` out-parameter becomes the return value;
+* ``idr_get_next``'s ``int *nextid`` in/out parameter becomes ``get_next(id)`` returning
+  ``(id, ptr)`` or None;
+* a C ``NULL`` pointer is Python ``None``; a WARN is a :class:`bpfns.KernelWarning`.
+
+Arguments are C integers: passing a value no C caller could pass (a float, an ``int``
+argument outside ``[INT_MIN, INT_MAX]``, a negative id) raises TypeError or ValueError.
+Kernel callers that rely on signed overflow (``idr_alloc(p, i, i + 10)`` with ``i`` near
+INT_MAX) must pass the wrapped value, as :func:`c_int` computes it.
+"""
+
+from __future__ import annotations
+
+import errno
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from ._errors import BpfnsError, KernelWarning
+from ._radix_tree import IdBitmap
+
+__all__ = ["INT_MAX", "U32_MAX", "Ida", "Idr", "c_int"]
+
+INT_MAX = 0x7FFFFFFF
+INT_MIN = -0x80000000
+U32_MAX = 0xFFFFFFFF
+ULONG_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+def c_int(value: int) -> int:
+    """Wrap a Python int to a 32-bit C ``int``, as signed overflow does in the kernel.
+
+    >>> c_int(0x7FFFFFFF + 10)
+    -2147483639
+    """
+    return (value + 0x80000000) % 0x100000000 - 0x80000000
+
+
+def _check_int(name: str, value: object, lo: int, hi: int, ctype: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int (a C {ctype}), not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(
+            f"{name}={value} does not fit a C {ctype} [{lo}, {hi}]; "
+            "pass the value the kernel would see (see bpfns.c_int for signed overflow)"
+        )
+    return value
+
+
+def _enospc(what: str, lo: int, hi: int) -> BpfnsError:
+    return BpfnsError(
+        errno.ENOSPC,
+        f"{what}: no free id in [{lo}, {hi}]; remove an id or widen the range",
+    )
+
+
+@attrs.define(eq=False)
+class Idr:
+    """An IDR: ids mapped to pointers, with the cyclic cursor ``idr_next``.
+
+    Models ``struct idr`` of lib/idr.c (kernel.md A.1-A.8). ``base`` is ``idr_base``:
+    ids below it can never be allocated or found. ``cursor`` is ``idr_next``, read and
+    written by ``idr_get_cursor``/``idr_set_cursor``; only :meth:`alloc_cyclic` moves it.
+
+    An id is *allocated* or *free*; an allocated id may hold ``None`` (a NULL entry),
+    which :meth:`find`, :meth:`get_next` and iteration do not see (kernel.md A.8).
+
+    Complexity: every allocation is O(log n), including the worst case of a dense,
+    wrapped id space with one free slot; the common cyclic case touches one bitmap leaf.
+    :meth:`find`, :meth:`remove` and :meth:`replace` are O(1); :meth:`get_next` is
+    O(log n) plus the NULL entries it skips.
+
+    >>> idr = Idr()
+    >>> idr.alloc_cyclic("a", 1, 4), idr.alloc_cyclic("b", 1, 4), idr.cursor
+    (1, 2, 3)
+    >>> idr.remove(1)
+    'a'
+    >>> idr.alloc_cyclic("c", 1, 4), idr.alloc_cyclic("d", 1, 4)  # wraps to start
+    (3, 1)
+    >>> list(idr)
+    [(1, 'd'), (2, 'b'), (3, 'c')]
+    """
+
+    _base: int = attrs.field(default=0, alias="base")
+    _next: int = attrs.field(init=False, default=0)
+    _ptrs: dict[int, Any] = attrs.field(init=False, factory=dict)
+    _bits: IdBitmap = attrs.field(init=False, factory=IdBitmap)
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("base", self._base, 0, INT_MAX, "int >= 0")
+
+    @classmethod
+    def _with_leaf_shift(cls, shift: int, base: int = 0) -> Idr:
+        """An Idr whose bitmap leaves hold ``2**shift`` ids (tests reach leaf edges)."""
+        idr = cls(base=base)
+        idr._bits = IdBitmap(shift=shift)
+        return idr
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def base(self) -> int:
+        """``idr_base``: the lowest id this IDR can hold (``idr_init_base``)."""
+        return self._base
+
+    @property
+    def cursor(self) -> int:
+        """``idr_next`` (``idr_get_cursor``): where :meth:`alloc_cyclic` starts looking.
+
+        Setting it is ``idr_set_cursor``; the value is a C ``unsigned int``.
+        """
+        return self._next
+
+    @cursor.setter
+    def cursor(self, value: int) -> None:
+        self._next = _check_int("cursor", value, 0, U32_MAX, "unsigned int")
+
+    # -- allocation -----------------------------------------------------------------
+
+    def _alloc_from(self, ptr: object, nextid: int, max_: int, what: str) -> int:
+        """``idr_alloc_u32`` after argument checks: lowest free id in [nextid, max_]."""
+        if max_ < self._base:  # c6e8e595 (6.19/stable): a range wholly below base
+            raise _enospc(what, nextid, max_)
+        start = max(nextid, self._base)
+        found = self._bits.find_free(start, max_) if start <= max_ else None
+        if found is None:
+            raise _enospc(what, start, max_)
+        self._bits.set(found)
+        self._ptrs[found] = ptr
+        return found
+
+    def alloc_u32(self, ptr: object, nextid: int, max: int) -> int:
+        """``idr_alloc_u32``: allocate the lowest free id in ``[nextid, max]`` (inclusive).
+
+        ``nextid`` is the value of the kernel's ``*nextid``; the allocated id, which the
+        kernel writes back to ``*nextid``, is returned. The cursor is not used or moved.
+
+        Raises:
+            BpfnsError: ENOSPC if no id in the range is free (the kernel leaves
+                ``*nextid`` unchanged), including ``max < base``.
+            TypeError, ValueError: if ``nextid`` is not a u32 or ``max`` not a C
+                ``unsigned long``.
+
+        >>> Idr().alloc_u32("x", 0x80000000, 0xFFFFFFFF)
+        2147483648
+        """
+        _check_int("nextid", nextid, 0, U32_MAX, "u32")
+        _check_int("max", max, 0, ULONG_MAX, "unsigned long")
+        return self._alloc_from(ptr, nextid, min(max, U32_MAX), "idr_alloc_u32")
+
+    def alloc(self, ptr: object, start: int, end: int) -> int:
+        """``idr_alloc``: the lowest free id in ``[start, end)``; ``end <= 0`` means INT_MAX.
+
+        The cursor is neither read nor moved (kernel.md A.3).
+
+        Raises:
+            BpfnsError: EINVAL if ``start < 0`` (the kernel also WARNs); ENOSPC if the
+                range is empty, full, or wholly below ``base``.
+            TypeError, ValueError: if ``start`` or ``end`` is not a C ``int``.
+
+        >>> idr = Idr()
+        >>> idr.alloc("a", 5, 0), idr.alloc("b", 0, 0), idr.alloc("c", 5, 0)
+        (5, 0, 6)
+        """
+        _check_int("start", start, INT_MIN, INT_MAX, "int")
+        _check_int("end", end, INT_MIN, INT_MAX, "int")
+        if start < 0:
+            raise BpfnsError(errno.EINVAL, f"idr_alloc: start={start} is negative; use >= 0")
+        return self._alloc_from(ptr, start, end - 1 if end > 0 else INT_MAX, "idr_alloc")
+
+    def alloc_cyclic(self, ptr: object, start: int, end: int) -> int:
+        """``idr_alloc_cyclic``: allocate at or after the cursor, wrapping to ``start``.
+
+        ``end`` is exclusive, ``end <= 0`` means INT_MAX (kernel.md A.4). The search
+        starts at the cursor, or at ``start`` if the cursor is below it or is
+        ``>= 0x80000000`` (negative as a C int). If nothing is free up to the top, the
+        search is repeated once from ``start`` (the silent wrap). On success the cursor
+        becomes ``id + 1``; on failure it does not move.
+
+        Raises:
+            BpfnsError: ENOSPC if every id in ``[start, end)`` is taken. EINVAL if
+                ``start < 0``: the kernel does not check it, but no kernel caller
+                passes one and the C comparison it would reach is meaningless.
+            TypeError, ValueError: if ``start`` or ``end`` is not a C ``int``.
+
+        >>> idr = Idr()
+        >>> idr.cursor = 0x7FFFFFFE
+        >>> [idr.alloc_cyclic(None, 0, 0) for _ in range(3)]
+        [2147483646, 2147483647, 0]
+        """
+        _check_int("start", start, INT_MIN, INT_MAX, "int")
+        _check_int("end", end, INT_MIN, INT_MAX, "int")
+        if start < 0:
+            raise BpfnsError(
+                errno.EINVAL, f"idr_alloc_cyclic: start={start} is negative; use >= 0"
+            )
+        max_ = end - 1 if end > 0 else INT_MAX
+        nextid = self._next
+        if nextid > INT_MAX or nextid < start:  # (int)idr_next < start
+            nextid = start
+        found = self._bits.find_free(max(nextid, self._base), max_) if max_ >= self._base else None
+        if found is None and nextid > start:
+            nextid = start
+            found = self._bits.find_free(max(start, self._base), max_)
+        if found is None:
+            raise _enospc("idr_alloc_cyclic", start, max_)
+        self._bits.set(found)
+        self._ptrs[found] = ptr
+        self._next = (found + 1) & U32_MAX
+        return found
+
+    # -- lookup ---------------------------------------------------------------------
+
+    def find(self, id: int) -> Any:
+        """``idr_find``: the pointer stored at ``id``; None if free, NULL or below base.
+
+        Raises:
+            TypeError, ValueError: if ``id`` is not a non-negative C ``unsigned long``.
+
+        >>> idr = Idr()
+        >>> idr.find(idr.alloc("x", 0, 0)), idr.find(7)
+        ('x', None)
+        """
+        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        return self._ptrs.get(id)
+
+    def get_next(self, id: int) -> tuple[int, Any] | None:
+        """``idr_get_next``: the first id ``>= id`` (and ``>= base``) with a non-None pointer.
+
+        Returns ``(id, ptr)``, or None if there is none. An id above INT_MAX cannot be
+        returned through the C ``int *nextid``: the kernel WARNs and returns NULL, and so
+        does this method (with a :class:`bpfns.KernelWarning`).
+
+        Raises:
+            TypeError, ValueError: if ``id`` is not a non-negative C ``int``.
+
+        >>> idr = Idr()
+        >>> _ = idr.alloc("a", 4, 0), idr.alloc(None, 5, 0), idr.alloc("c", 6, 0)
+        >>> idr.get_next(0), idr.get_next(5)
+        ((4, 'a'), (6, 'c'))
+        """
+        _check_int("id", id, 0, INT_MAX, "int >= 0")
+        for found in self._bits.iter_set(max(id, self._base)):
+            ptr = self._ptrs[found]
+            if ptr is None:
+                continue
+            if found > INT_MAX:
+                warnings.warn(
+                    f"idr_get_next: id {found} > INT_MAX cannot be returned",
+                    KernelWarning,
+                    stacklevel=2,
+                )
+                return None
+            return found, ptr
+        return None
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        """``idr_for_each``: ``(id, ptr)`` in ascending id order, skipping None pointers.
+
+        Like the kernel, the walk WARNs and stops at the first id above INT_MAX.
+        Do not allocate or remove while iterating.
+        """
+        for found in self._bits.iter_set(self._base):
+            ptr = self._ptrs[found]
+            if ptr is None:
+                continue
+            if found > INT_MAX:
+                warnings.warn(
+                    f"idr_for_each: id {found} > INT_MAX stops the walk",
+                    KernelWarning,
+                    stacklevel=2,
+                )
+                return
+            yield found, ptr
+
+    def ids(self) -> list[int]:
+        """Every allocated id, NULL entries and ids above INT_MAX included, ascending."""
+        return list(self._bits.iter_set(0))
+
+    def is_empty(self) -> bool:
+        """``idr_is_empty``: true iff no id is allocated (a NULL entry counts)."""
+        return not self._ptrs
+
+    def __len__(self) -> int:
+        """Number of allocated ids, NULL entries included."""
+        return len(self._ptrs)
+
+    def __contains__(self, id: object) -> bool:
+        """Whether ``id`` is allocated (NULL entries included); no kernel equivalent."""
+        return id in self._ptrs
+
+    # -- mutation -------------------------------------------------------------------
+
+    def remove(self, id: int) -> Any:
+        """``idr_remove``: free ``id`` and return its pointer; a free id is a no-op (None).
+
+        The cursor is not touched.
+
+        Raises:
+            TypeError, ValueError: if ``id`` is not a non-negative C ``unsigned long``.
+
+        >>> idr = Idr()
+        >>> idr.remove(idr.alloc("x", 0, 0)), idr.remove(0)
+        ('x', None)
+        """
+        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        if id not in self._ptrs:
+            return None
+        self._bits.clear(id)
+        return self._ptrs.pop(id)
+
+    def replace(self, ptr: object, id: int) -> Any:
+        """``idr_replace``: store ``ptr`` at an allocated ``id``; return the old pointer.
+
+        Works on NULL entries (returns None) and may store None.
+
+        Raises:
+            BpfnsError: ENOENT if ``id`` is not allocated (the kernel returns
+                ``ERR_PTR(-ENOENT)``), including ``id < base``.
+            TypeError, ValueError: if ``id`` is not a non-negative C ``unsigned long``.
+
+        >>> idr = Idr()
+        >>> idr.replace("y", idr.alloc("x", 0, 0))
+        'x'
+        """
+        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        if id not in self._ptrs:
+            raise BpfnsError(
+                errno.ENOENT, f"idr_replace: id {id} is not allocated; allocate it first"
+            )
+        old = self._ptrs[id]
+        self._ptrs[id] = ptr
+        return old
+
+    def destroy(self) -> None:
+        """``idr_destroy``: free every id. Keeps ``cursor`` and ``base``; idempotent."""
+        self._ptrs.clear()
+        self._bits.clear_all()
+
+    # -- debugging ------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Assert the internal invariants (sortedcontainers style)."""
+        self._bits._check()
+        assert len(self._bits) == len(self._ptrs)
+        assert all(self._bits.is_set(i) for i in self._ptrs)
+        assert all(self._base <= i <= U32_MAX for i in self._ptrs)
+        assert 0 <= self._next <= U32_MAX
+
+    def __repr__(self) -> str:
+        shown = self.ids()
+        more = "" if len(shown) <= 8 else f" ... {len(shown) - 8} more"
+        ids = ", ".join(map(str, shown[:8])) + more
+        return f"<Idr base={self._base} cursor={self._next} ids=[{ids}]>"
+
+
+@attrs.define(eq=False)
+class Ida:
+    """An IDA: a lowest-free id allocator with no cursor (lib/idr.c, kernel.md A.9).
+
+    ``proc_alloc_inum`` uses one for namespace inode numbers (kernel.md E.3), so freed
+    numbers are reused at once, lowest first. Ids never exceed INT_MAX. Allocation is
+    O(log n) in the worst case.
+
+    >>> ida = Ida()
+    >>> ida.alloc(), ida.alloc(), ida.alloc_min(10)
+    (0, 1, 10)
+    >>> ida.free(0); ida.alloc()
+    0
+    """
+
+    _bits: IdBitmap = attrs.field(init=False, factory=IdBitmap)
+
+    def alloc_range(self, min: int, max: int) -> int:
+        """``ida_alloc_range``: the lowest free id in ``[min, max]`` (unsigned arguments).
+
+        A ``max`` that is negative as a C int means INT_MAX.
+
+        Raises:
+            BpfnsError: ENOSPC if ``min`` is negative as a C int (``min >= 2**31``) or
+                no id in the range is free.
+            TypeError, ValueError: if an argument is not a C ``unsigned int``.
+        """
+        _check_int("min", min, 0, U32_MAX, "unsigned int")
+        _check_int("max", max, 0, U32_MAX, "unsigned int")
+        if min > INT_MAX:
+            raise BpfnsError(errno.ENOSPC, f"ida_alloc_range: min={min} is above INT_MAX")
+        max = INT_MAX if max > INT_MAX else max
+        found = self._bits.find_free(min, max) if min <= max else None
+        if found is None:
+            raise _enospc("ida_alloc_range", min, max)
+        self._bits.set(found)
+        return found
+
+    def alloc(self) -> int:
+        """``ida_alloc``: ``alloc_range(0, ~0)``."""
+        return self.alloc_range(0, U32_MAX)
+
+    def alloc_min(self, min: int) -> int:
+        """``ida_alloc_min``: ``alloc_range(min, ~0)``."""
+        return self.alloc_range(min, U32_MAX)
+
+    def alloc_max(self, max: int) -> int:
+        """``ida_alloc_max``: ``alloc_range(0, max)``."""
+        return self.alloc_range(0, max)
+
+    def simple_get(self, start: int, end: int) -> int:
+        """Deprecated ``ida_simple_get(start, end)``: ``alloc_range(start, end - 1)``.
+
+        ``end == 0`` means no upper limit, as in the kernel.
+        """
+        return self.alloc_range(start, end - 1 if end else U32_MAX)
+
+    def free(self, id: int) -> None:
+        """``ida_free``: release ``id``.
+
+        An id negative as a C int is ignored silently; freeing an id that is not
+        allocated WARNs (:class:`bpfns.KernelWarning`) and changes nothing.
+        """
+        _check_int("id", id, 0, U32_MAX, "unsigned int")
+        if id > INT_MAX:
+            return
+        if not self._bits.is_set(id):
+            warnings.warn(
+                f"ida_free called for id={id} which is not allocated.",
+                KernelWarning,
+                stacklevel=2,
+            )
+            return
+        self._bits.clear(id)
+
+    def find_first_range(self, min: int, max: int) -> int:
+        """``ida_find_first_range``: the lowest *allocated* id in ``[min, max]``.
+
+        A ``max`` negative as a C int means INT_MAX.
+
+        Raises:
+            BpfnsError: EINVAL if ``min`` is negative as a C int; ENOENT if none is
+                allocated there or ``min > max``.
+        """
+        _check_int("min", min, 0, U32_MAX, "unsigned int")
+        _check_int("max", max, 0, U32_MAX, "unsigned int")
+        if min > INT_MAX:
+            raise BpfnsError(errno.EINVAL, f"ida_find_first_range: min={min} is negative")
+        max = INT_MAX if max > INT_MAX else max
+        found = self._bits.find_set(min, max) if min <= max else None
+        if found is None:
+            raise BpfnsError(errno.ENOENT, f"ida_find_first_range: no id in [{min}, {max}]")
+        return found
+
+    def find_first(self) -> int:
+        """``ida_find_first``: ``find_first_range(0, ~0)``."""
+        return self.find_first_range(0, U32_MAX)
+
+    def exists(self, id: int) -> bool:
+        """``ida_exists``: whether ``id`` is allocated."""
+        _check_int("id", id, 0, U32_MAX, "unsigned int")
+        return self._bits.is_set(id)
+
+    def is_empty(self) -> bool:
+        """``ida_is_empty``."""
+        return not len(self._bits)
+
+    def __len__(self) -> int:
+        return len(self._bits)
+
+    def destroy(self) -> None:
+        """``ida_destroy``: free everything."""
+        self._bits.clear_all()
+
+    def ids(self) -> list[int]:
+        """The allocated ids, ascending."""
+        return list(self._bits.iter_set(0))
+
+    def _check(self) -> None:
+        """Assert the internal invariants."""
+        self._bits._check()
+        assert all(i <= INT_MAX for i in self._bits.iter_set(0))
+
+    def __repr__(self) -> str:
+        return f"<Ida ids={self.ids()!r}>"

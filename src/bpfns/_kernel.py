@@ -1,0 +1,509 @@
+"""One simulated machine: ``bpfns.Kernel`` ties the namespace tree, ids, slabs and RCU together.
+
+Every piece of mutable state lives in a Kernel instance; two Kernels share nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import attrs
+
+from ._behavior import RFC, Behavior
+from ._bpf_namespace import (
+    CLONE_NEWBPF,
+    MAX_BPF_NS_LEVEL,
+    PROC_BPF_INIT_INO,
+    PROC_DYNAMIC_FIRST,
+    Namespace,
+    ObjType,
+    create_bpf_namespace,
+)
+from ._errors import BpfnsError, InvariantViolation
+from ._fault import FaultInjector, FaultSite
+from ._idr import INT_MAX, Ida, Idr, _check_int
+from ._obj_id import ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
+from ._rcu import Rcu
+from ._sanitizer import OnBug, Report, Sanitizer
+from ._slab import KmemCache
+from ._ucount import (
+    DEFAULT_INIT_UCOUNT_MAX,
+    Ucounts,
+    UcountType,
+    UserNamespace,
+    all_ucounts,
+    new_init_user_ns,
+)
+
+__all__ = ["Kernel", "Snapshot"]
+
+
+@attrs.frozen
+class Snapshot:
+    """A comparable picture of a Kernel's state, for before/after tests.
+
+    ``namespaces`` has one row per namespace not yet freed, ordered by creation:
+    ``(inum, level, parent inum, state, refcount, idrs)`` where ``idrs`` holds, per
+    :class:`ObjType`, ``(cursor, ids)``. Compare ``without_cursors()`` when the kernel
+    is allowed to leave advanced cursors behind.
+    """
+
+    namespaces: tuple[tuple[Any, ...], ...]
+    ucounts: tuple[tuple[int, int, tuple[int, ...]], ...]
+    slabs: tuple[tuple[str, int], ...]
+    rcu_pending: tuple[str, ...]
+    inums: tuple[int, ...]
+
+    def without_cursors(self) -> Snapshot:
+        """The same snapshot with every IDR cursor replaced by None."""
+        rows = tuple(
+            (*row[:5], tuple((None, ids) for _, ids in row[5])) for row in self.namespaces
+        )
+        return attrs.evolve(self, namespaces=rows)
+
+
+@attrs.define(eq=False, repr=False)
+class Kernel:
+    """One simulated Linux kernel with the BPF namespace RFC applied.
+
+    Args:
+        behavior: :data:`bpfns.RFC` (the patch as posted, the default) or
+            :data:`bpfns.FIXED`, or any :class:`bpfns.Behavior` in between.
+        id_end: the ``end`` argument passed to ``idr_alloc_cyclic`` for object ids
+            (exclusive). The RFC passes INT_MAX; ``id_end=4`` hands out 1, 2, 3 at every
+            level, so wrap-around and ENOSPC are reachable in tests.
+        max_level: ``MAX_BPF_NS_LEVEL`` (32 in the RFC).
+        on_bug: ``"raise"`` a :class:`bpfns.KernelBug` when the sanitizer catches a
+            memory bug, or ``"record"`` it and go on as the C code would.
+        ucount_max: the initial ``max_*_namespaces`` limits of ``init_user_ns``
+            (the kernel uses ``max_threads / 2``).
+
+    >>> k = Kernel()
+    >>> child = k.init_ns.create_child()
+    >>> oid = k.alloc_obj_id(child, "my map", ObjType.MAP)
+    >>> [(e.ns.level, e.nr) for e in oid.numbers]
+    [(0, 1), (1, 1)]
+    """
+
+    behavior: Behavior = attrs.field(default=RFC)
+    id_end: int = attrs.field(default=INT_MAX, kw_only=True)
+    max_level: int = attrs.field(default=MAX_BPF_NS_LEVEL, kw_only=True)
+    on_bug: OnBug = attrs.field(default="raise", kw_only=True)
+    ucount_max: int = attrs.field(default=DEFAULT_INIT_UCOUNT_MAX, kw_only=True)
+
+    faults: FaultInjector = attrs.field(init=False, factory=FaultInjector)
+    init_user_ns: UserNamespace = attrs.field(init=False)
+    init_ns: Namespace = attrs.field(init=False)
+    _step: int = attrs.field(init=False, default=0)
+    _sanitizer: Sanitizer = attrs.field(init=False)
+    _rcu: Rcu = attrs.field(init=False, factory=Rcu)
+    _inum_ida: Ida = attrs.field(init=False, factory=Ida)
+    _next_addr: int = attrs.field(init=False, default=0xFFFF888000000000)
+    _ns_cache: KmemCache = attrs.field(init=False)
+    _obj_id_caches: dict[int, KmemCache] = attrs.field(init=False, factory=dict)
+    _namespaces: set[Namespace] = attrs.field(init=False, factory=set)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.behavior, Behavior):
+            raise TypeError(f"behavior must be a bpfns.Behavior, not {self.behavior!r}")
+        _check_int("id_end", self.id_end, 2, INT_MAX, "int")
+        _check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
+        _check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
+        self._sanitizer = Sanitizer(self.on_bug)
+        self.init_user_ns = new_init_user_ns(self.ucount_max)
+        self._ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
+        self.init_ns = Namespace(
+            kernel=self,
+            level=0,
+            parent=None,
+            user_ns=self.init_user_ns,
+            inum=PROC_BPF_INIT_INO,
+            idr=(Idr(), Idr(), Idr()),
+            obj_id_cachep=self._new_obj_id_cache(0),
+            name=None,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Kernel behavior={self.behavior.defects() or 'FIXED'} id_end={self.id_end} "
+            f"namespaces={len(self._namespaces) + 1} step={self._step}>"
+        )
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _alloc_addr(self) -> int:
+        self._next_addr += 0x100
+        return self._next_addr
+
+    def _new_obj_id_cache(self, level: int) -> KmemCache:
+        # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
+        name = "pid" if level == 0 else f"bpf_{level + 1}"
+        cache = self._obj_id_caches[level] = KmemCache(name, level + 1, self._alloc_addr)
+        return cache
+
+    def _obj_id_cache(self, level: int) -> KmemCache:
+        """``create_bpf_cachep(level)``: the shared per-level cache, created on first use."""
+        cache = self._obj_id_caches.get(level)
+        if cache is not None:
+            return cache
+        if self.faults.armed and self.faults.should_fail(FaultSite.KMEM_CACHE):
+            raise BpfnsError(errno.ENOMEM, "create_bpf_cachep failed (injected failure)")
+        return self._new_obj_id_cache(level)
+
+    def _own_ns(self, ns: object, what: str) -> Namespace:
+        if not isinstance(ns, Namespace):
+            raise TypeError(f"{what}: expected a bpfns.Namespace, got {type(ns).__name__}")
+        if ns.kernel is not self:
+            raise ValueError(f"{what}: {ns!r} belongs to another Kernel")
+        return ns
+
+    def _live_ns(self, ns: object, what: str) -> Namespace:
+        checked = self._own_ns(ns, what)
+        checked._require_alive(what)
+        return checked
+
+    @staticmethod
+    def _obj_type(type_: object) -> ObjType:
+        if isinstance(type_, bool) or not isinstance(type_, int):
+            raise TypeError(f"type must be a bpfns.ObjType, not {type(type_).__name__}")
+        try:
+            return ObjType(type_)
+        except ValueError:
+            raise ValueError(f"type={type_} is not an ObjType (MAP=0, PROG=1, LINK=2)") from None
+
+    # -- public views ---------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        """How many operations this kernel has run (reports carry it)."""
+        return self._step
+
+    @property
+    def reports(self) -> list[Report]:
+        """Every sanitizer :class:`bpfns.Report`, oldest first (kept with tracing off)."""
+        return self._sanitizer.reports
+
+    @property
+    def tainted(self) -> bool:
+        """Whether a memory bug was reported: the simulated kernel's state is suspect."""
+        return self._sanitizer.tainted
+
+    @property
+    def rcu_pending(self) -> tuple[str, ...]:
+        """The ``call_rcu`` callbacks waiting for :meth:`synchronize_rcu`."""
+        return self._rcu.pending
+
+    def namespaces(self) -> list[Namespace]:
+        """``init_ns`` and every namespace not yet freed, parents before children."""
+        rest = sorted(self._namespaces, key=lambda ns: (ns.level, ns.inum))
+        return [self.init_ns, *rest]
+
+    # -- namespaces -----------------------------------------------------------------
+
+    def copy_bpfns(
+        self,
+        flags: int,
+        user_ns: UserNamespace,
+        old_ns: Namespace,
+        *,
+        euid: int = 0,
+        name: str | None = None,
+    ) -> Namespace:
+        """``copy_bpfns``: share ``old_ns`` or, with CLONE_NEWBPF, create its child.
+
+        Without ``CLONE_NEWBPF`` in ``flags`` it returns ``old_ns`` with a new reference
+        (``get_bpfns``). With it, it runs ``create_bpf_namespace(user_ns, old_ns)``
+        (rfc.md 2.2); the parent is ``old_ns`` itself. ``euid`` is the caller's
+        effective uid, charged in ``max_bpf_namespaces``. The caller owns one reference
+        on the result; drop it with :meth:`Namespace.put`.
+
+        Raises:
+            BpfnsError: EINVAL if ``user_ns`` is not ``old_ns``'s owner or a descendant;
+                ENOSPC above ``max_level`` or when ``max_bpf_namespaces`` is exhausted at
+                any ancestor user namespace; ENOMEM when an injected allocation fails.
+                Nothing changes, except that a per-level id cache created on the way
+                stays (the kernel never destroys those caches).
+            TypeError, ValueError: for arguments of the wrong type, of another
+                Kernel, or a dead ``old_ns``.
+
+        >>> k = Kernel()
+        >>> ns = k.copy_bpfns(CLONE_NEWBPF, k.init_user_ns, k.init_ns)
+        >>> ns.parent is k.init_ns, ns.level
+        (True, 1)
+        """
+        _check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
+        old = self._live_ns(old_ns, "copy_bpfns")
+        if (
+            not isinstance(user_ns, UserNamespace)
+            or user_ns._table is not self.init_user_ns._table
+        ):
+            raise TypeError("copy_bpfns: user_ns must be a UserNamespace of this Kernel")
+        _check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
+        self._step += 1
+        if not flags & CLONE_NEWBPF:
+            return old.get()
+        return create_bpf_namespace(self, user_ns, old, euid, name)
+
+    # -- object ids -----------------------------------------------------------------
+
+    def alloc_obj_id(self, ns: Namespace, obj: object, type: ObjType) -> ObjId:
+        """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
+
+        Each level gets ``idr_alloc_cyclic(&idr[type], obj, 1, id_end)``, deepest first
+        (rfc.md 2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
+        ``obj``: the pair stands for the kernel's object and its ``obj_id`` field.
+
+        Raises:
+            BpfnsError: ENOSPC if some level has no free id, ENOMEM if an injected
+                allocation fails. The ids taken at deeper levels are removed again, but
+                their cursors stay advanced, as in the kernel. In RFC behaviour the
+                rollback first reads the failed level's uninitialised entry (D1, even
+                for a failure at level 0): the
+                sanitizer reports it and, by default, raises
+                :class:`bpfns.UninitializedRead` instead.
+            TypeError, ValueError: for a bad ``type``, ``obj=None``, or a namespace of
+                another Kernel or no longer alive.
+
+        >>> from bpfns import FIXED
+        >>> k = Kernel(FIXED, id_end=3)
+        >>> ids = [k.alloc_obj_id(k.init_ns, n, ObjType.PROG).nr() for n in "ab"]
+        >>> ids
+        [1, 2]
+        >>> k.alloc_obj_id(k.init_ns, "c", ObjType.PROG)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
+        """
+        live = self._live_ns(ns, "alloc_obj_id")
+        type_ = self._obj_type(type)
+        if obj is None:
+            raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
+        self._step += 1
+        return alloc_obj_id(self, live, obj, type_)
+
+    def free_obj_id(self, obj_id: ObjId, type: ObjType) -> None:
+        """``bpf_free_obj_id``: remove every id of ``obj_id``, deepest first, and free it.
+
+        In RFC behaviour the record does not pin its namespace (D2): if that namespace
+        died first, the removal and the free touch freed memory; the sanitizer reports
+        it and, by default, raises :class:`bpfns.UseAfterFree`. In FIXED behaviour the
+        record pinned its namespace, and this drops that reference.
+
+        Raises:
+            TypeError: if ``obj_id`` is not an ObjId or ``type`` not an ObjType.
+            ValueError: if ``obj_id`` was already freed (a double free), belongs to
+                another Kernel, or was allocated for another type.
+
+        >>> k = Kernel()
+        >>> oid = k.alloc_obj_id(k.init_ns, "m", ObjType.MAP)
+        >>> k.free_obj_id(oid, ObjType.MAP)
+        >>> k.init_ns.idr[ObjType.MAP].is_empty()
+        True
+        """
+        if not isinstance(obj_id, ObjId):
+            raise TypeError(
+                f"free_obj_id: expected a bpfns.ObjId, got {obj_id.__class__.__name__}"
+            )
+        if obj_id._kernel is not self:
+            raise ValueError("free_obj_id: this ObjId belongs to another Kernel")
+        type_ = self._obj_type(type)
+        if not obj_id.live:
+            raise ValueError("free_obj_id: double free; this ObjId was already freed")
+        if type_ is not obj_id.type:
+            raise ValueError(
+                f"free_obj_id: the ObjId was allocated as {obj_id.type!r}, not {type_!r}"
+            )
+        self._step += 1
+        free_obj_id(self, obj_id, type_)
+
+    def translate(self, type: ObjType, nr: int, from_ns: Namespace, to_ns: Namespace) -> int:
+        """The id that the object numbered ``nr`` in ``from_ns`` has in ``to_ns``.
+
+        ``idr_find`` in ``from_ns``, then ``bpf_obj_id_nr_ns(obj_id, to_ns)``: 0 when
+        the object is not visible from ``to_ns`` (subject to D6).
+
+        Raises:
+            BpfnsError: ENOENT if ``from_ns`` has no object ``nr`` of that type.
+            TypeError, ValueError: for bad arguments.
+
+        >>> k = Kernel()
+        >>> child = k.init_ns.create_child()
+        >>> _ = k.alloc_obj_id(k.init_ns, "other", ObjType.MAP)
+        >>> _ = k.alloc_obj_id(child, "mine", ObjType.MAP)
+        >>> k.translate(ObjType.MAP, 1, child, k.init_ns)
+        2
+        """
+        type_ = self._obj_type(type)
+        src = self._live_ns(from_ns, "translate")
+        dst = self._live_ns(to_ns, "translate")
+        _check_int("nr", nr, 0, INT_MAX, "int")
+        found = src.idr[type_].find(nr)
+        if found is None:
+            raise BpfnsError(
+                errno.ENOENT, f"no {type_.name} with id {nr} in {src.label()}; list its ids"
+            )
+        result: int = found.nr_ns(dst)
+        return result
+
+    # -- RCU ------------------------------------------------------------------------
+
+    def synchronize_rcu(self) -> int:
+        """``synchronize_rcu``: end a grace period and run the queued callbacks.
+
+        Returns how many callbacks ran (for example ``delayed_free_bpfns``).
+
+        >>> k = Kernel()
+        >>> k.init_ns.create_child().put()
+        >>> k.synchronize_rcu()
+        1
+        """
+        self._step += 1
+        return self._rcu.synchronize()
+
+    # -- invariants -----------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """A :class:`Snapshot` of everything a failed call must leave unchanged."""
+        rows = tuple(
+            (
+                ns.inum,
+                ns.level,
+                None if ns.parent is None else ns.parent.inum,
+                ns.state.value,
+                ns.refcount,
+                tuple((idr.cursor, tuple(idr.ids())) for idr in ns.idr),
+            )
+            for ns in self.namespaces()
+        )
+        ucounts = tuple(
+            sorted(
+                (uc.ns.level, uc.uid, tuple(uc.counts))
+                for uc in all_ucounts(self.init_user_ns)
+                if any(uc.counts)
+            )
+        )
+        slabs = tuple(
+            sorted((c.name, c.active) for c in [self._ns_cache, *self._obj_id_caches.values()])
+        )
+        return Snapshot(rows, ucounts, slabs, self._rcu.pending, tuple(self._inum_ida.ids()))
+
+    def check(self) -> None:
+        """Verify every invariant of the world; raise :class:`bpfns.InvariantViolation`.
+
+        Checked: each data structure's own ``_check()``; ids unique per (namespace,
+        type) and every IDR entry a live record that has that id at that level; every
+        live record present at each of its levels (so the root sees every live object);
+        refcounts equal their holders; ucounts equal the namespaces not yet freed;
+        inode numbers distinct and allocated; and, unless the behaviour reproduces D2,
+        no live record references a namespace that is not alive.
+
+        >>> Kernel().check()
+        """
+        try:
+            self._check_structures()
+        except AssertionError as exc:
+            raise InvariantViolation("data structures", str(exc) or repr(exc)) from exc
+        self._check_ids()
+        self._check_refcounts()
+        self._check_ucounts()
+
+    def _check_structures(self) -> None:
+        self._inum_ida._check()
+        self._ns_cache._check()
+        for cache in self._obj_id_caches.values():
+            cache._check()
+        for ns in self.namespaces():
+            ns._check()
+
+    def _live_obj_ids(self) -> list[ObjId]:
+        seen: dict[int, ObjId] = {}
+        for ns in self.namespaces():
+            for idr in ns.idr:
+                for i in idr.ids():
+                    handle = idr.find(i)
+                    if handle is None:
+                        raise InvariantViolation(
+                            "no NULL entries", f"{ns.label()} holds a NULL entry at id {i}"
+                        )
+                    seen[id(handle)] = handle
+        return list(seen.values())
+
+    def _check_ids(self) -> None:
+        handles = self._live_obj_ids()
+        live = sum(c.active for c in self._obj_id_caches.values())
+        for h in handles:
+            if not h.live:
+                raise InvariantViolation(
+                    "IDR entries point to live records",
+                    f"a freed record is still in an IDR: {h!r}",
+                )
+            slot = h._slot
+            for level in range(slot.level + 1):
+                entry = slot.mem[level]
+                if entry.ns.level != level:
+                    raise InvariantViolation("ids at every level", f"{h!r} level {level}")
+                if entry.ns.alive and entry.ns.idr[h.type].find(entry.nr) is not h:
+                    raise InvariantViolation(
+                        "every live id present at each level",
+                        f"{h!r} is missing from {entry.ns.label()} as {entry.nr}",
+                    )
+                if not entry.ns.alive and not self.behavior.d2_obj_id_unpinned:
+                    raise InvariantViolation(
+                        "nothing live references a dead namespace",
+                        f"{h!r} references {entry.ns!r}",
+                    )
+        if len(handles) != live:
+            raise InvariantViolation(
+                "root sees every live object",
+                f"{live} id records are allocated but {len(handles)} are reachable from "
+                "the IDRs (a record lost its ids, or was leaked)",
+            )
+        for ns in self.namespaces():
+            for type_ in ObjType:
+                for nr, h in ns.idr[type_]:
+                    if h.type is not type_ or h._slot.mem[ns.level] != ObjIdEntry(nr, ns):
+                        raise InvariantViolation(
+                            "ids unique per (namespace, type)",
+                            f"{ns.label()} {type_.name} {nr} -> {h!r}",
+                        )
+
+    def _check_refcounts(self) -> None:
+        children: dict[int, int] = {}
+        for ns in self._namespaces:
+            if ns.alive and ns.parent is not None:
+                children[id(ns.parent)] = children.get(id(ns.parent), 0) + 1
+        pins: dict[int, int] = {}
+        if not self.behavior.d2_obj_id_unpinned:
+            for h in self._live_obj_ids():
+                pins[id(h.ns)] = pins.get(id(h.ns), 0) + 1
+        for ns in self._namespaces:
+            want = {"child": children.get(id(ns), 0), "obj_id": pins.get(id(ns), 0)}
+            got = {k: ns._holders[k] for k in want}
+            if got != want:
+                raise InvariantViolation(
+                    "refcounts equal their holders", f"{ns!r}: counted {got}, found {want}"
+                )
+
+    def _check_ucounts(self) -> None:
+        expected: dict[tuple[int, int], int] = {}
+        for ns in self._namespaces:
+            assert ns._ucounts is not None
+            it: Ucounts | None = ns._ucounts
+            while it is not None:
+                key = (id(it.ns), it.uid)
+                expected[key] = expected.get(key, 0) + 1
+                it = it.ns.ucounts
+        for uc in all_ucounts(self.init_user_ns):
+            want = expected.get((id(uc.ns), uc.uid), 0)
+            if uc.counts[UcountType.BPF_NAMESPACES] != want:
+                raise InvariantViolation(
+                    "ucounts equal live namespaces",
+                    f"user ns level {uc.ns.level} uid {uc.uid}: "
+                    f"{uc.counts[UcountType.BPF_NAMESPACES]} charged, {want} namespaces",
+                )
+        inums = sorted(ns.inum - PROC_DYNAMIC_FIRST for ns in self._namespaces if ns.alive)
+        if inums != self._inum_ida.ids():
+            raise InvariantViolation(
+                "inode numbers distinct and allocated",
+                f"live namespaces {inums}, allocated {self._inum_ida.ids()}",
+            )
