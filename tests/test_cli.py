@@ -62,7 +62,9 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "usage: bpfns" in capsys.readouterr().err
 
 
-def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_python_dash_m(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(sys, "argv", ["bpfns", "demo"])
     with pytest.raises(SystemExit) as info:
         runpy.run_module("bpfns", run_name="__main__")
@@ -72,7 +74,10 @@ def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 def test_console_script_is_installed() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bpfns", "demo", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "bpfns", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0
     assert "--behavior" in done.stdout
