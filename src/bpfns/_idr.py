@@ -205,17 +205,23 @@ class Idr:
             raise BpfnsError(
                 errno.EINVAL, f"idr_alloc_cyclic: start={start} is negative; use >= 0"
             )
-        max_ = end - 1 if end > 0 else INT_MAX
+        return self._alloc_cyclic(ptr, start, end - 1 if end > 0 else INT_MAX)
+
+    def _alloc_cyclic(self, ptr: object, start: int, max_: int) -> int:
+        """``idr_alloc_cyclic`` on checked arguments (``0 <= start``, inclusive ``max_``).
+
+        The kernel-internal fast path: bpfns's own callers pass valid C values.
+        """
         nextid = self._next
         if nextid > INT_MAX or nextid < start:  # (int)idr_next < start
             nextid = start
-        found = self._bits.find_free(max(nextid, self._base), max_) if max_ >= self._base else None
+        bits = self._bits
+        found = bits.find_free(max(nextid, self._base), max_) if max_ >= self._base else None
         if found is None and nextid > start:
-            nextid = start
-            found = self._bits.find_free(max(start, self._base), max_)
+            found = bits.find_free(max(start, self._base), max_)
         if found is None:
             raise _enospc("idr_alloc_cyclic", start, max_)
-        self._bits.set(found)
+        bits.set(found)
         self._ptrs[found] = ptr
         self._next = (found + 1) & U32_MAX
         return found
@@ -315,10 +321,15 @@ class Idr:
         ('x', None)
         """
         _check_int("id", id, 0, ULONG_MAX, "unsigned long")
-        if id not in self._ptrs:
+        return self._remove(id)
+
+    def _remove(self, id: int) -> Any:
+        """``idr_remove`` on a checked id (the kernel-internal fast path)."""
+        ptrs = self._ptrs
+        if id not in ptrs:
             return None
         self._bits.clear(id)
-        return self._ptrs.pop(id)
+        return ptrs.pop(id)
 
     def replace(self, ptr: object, id: int) -> Any:
         """``idr_replace``: store ``ptr`` at an allocated ``id``; return the old pointer.

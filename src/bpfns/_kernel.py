@@ -165,6 +165,8 @@ class Kernel:
 
     @staticmethod
     def _obj_type(type_: object) -> ObjType:
+        if type_.__class__ is ObjType:
+            return type_
         if isinstance(type_, bool) or not isinstance(type_, int):
             raise TypeError(f"type must be a bpfns.ObjType, not {type(type_).__name__}")
         try:

@@ -206,7 +206,7 @@ def _remove_id(k: Kernel, entry: ObjIdEntry, type_: ObjType, where: str) -> None
         if target is None:
             return
         ns = target
-    ns.idr[type_].remove(entry.nr)
+    ns.idr[type_]._remove(entry.nr)
 
 
 def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId:
@@ -222,7 +222,7 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
     slot.owner = handle
     level = slot.level = ns.level
     mem = slot.mem
-    end = k.id_end
+    max_ = k.id_end - 1
     tmp: Namespace | None = ns
     i = level
     while tmp is not None:
@@ -232,7 +232,7 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
                     errno.ENOMEM,
                     "idr_alloc_cyclic could not allocate a radix node (injected failure)",
                 )
-            nr = tmp.idr[type_].alloc_cyclic(handle, 1, end)
+            nr = tmp.idr[type_]._alloc_cyclic(handle, 1, max_)
         except BpfnsError as err:
             _rollback(k, slot, i, type_)
             cache.free(slot)
