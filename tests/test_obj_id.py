@@ -23,18 +23,13 @@ from bpfns import (
     ObjType,
     UseAfterFree,
 )
+from bpfns._cli import build_seed_world
 
 
 def seed_world(k: Kernel) -> dict[str, Namespace]:
-    child_a = k.init_ns.create_child(name="child_a")
-    child_b = k.init_ns.create_child(name="child_b")
-    return {
-        "init": k.init_ns,
-        "child_a": child_a,
-        "child_b": child_b,
-        "child_b_a": child_b.create_child(name="child_b_a"),
-        "child_b_b": child_b.create_child(name="child_b_b"),
-    }
+    world = build_seed_world(k)
+    world["init"] = world.pop("init_bpf_ns")
+    return world
 
 
 @pytest.mark.parametrize("behavior", [RFC, FIXED])

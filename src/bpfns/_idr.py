@@ -165,7 +165,8 @@ class Idr:
         The cursor is neither read nor moved (kernel.md A.3).
 
         Raises:
-            BpfnsError: EINVAL if ``start < 0`` (the kernel also WARNs); ENOSPC if the
+            BpfnsError: EINVAL if ``start < 0``, after a :class:`bpfns.KernelWarning`
+                (the kernel's ``WARN_ON_ONCE``); ENOSPC if the
                 range is empty, full, or wholly below ``base``.
             TypeError, ValueError: if ``start`` or ``end`` is not a C ``int``.
 
@@ -176,6 +177,9 @@ class Idr:
         _check_int("start", start, INT_MIN, INT_MAX, "int")
         _check_int("end", end, INT_MIN, INT_MAX, "int")
         if start < 0:
+            warnings.warn(
+                f"idr_alloc: WARN_ON_ONCE(start={start} < 0)", KernelWarning, stacklevel=2
+            )
             raise BpfnsError(errno.EINVAL, f"idr_alloc: start={start} is negative; use >= 0")
         return self._alloc_from(ptr, start, end - 1 if end > 0 else INT_MAX, "idr_alloc")
 
@@ -257,19 +261,22 @@ class Idr:
         ((4, 'a'), (6, 'c'))
         """
         _check_int("id", id, 0, INT_MAX, "int >= 0")
-        for found in self._bits.iter_set(max(id, self._base)):
+        return next(self._walk(id, "idr_get_next"), None)
+
+    def _walk(self, lo: int, what: str) -> Iterator[tuple[int, Any]]:
+        """Non-None entries from ``max(lo, base)`` up, stopping with a WARN above INT_MAX."""
+        for found in self._bits.iter_set(max(lo, self._base)):
             ptr = self._ptrs[found]
             if ptr is None:
                 continue
             if found > INT_MAX:
                 warnings.warn(
-                    f"idr_get_next: id {found} > INT_MAX cannot be returned",
+                    f"{what}: id {found} > INT_MAX cannot be returned; the walk stops",
                     KernelWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-                return None
-            return found, ptr
-        return None
+                return
+            yield found, ptr
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         """``idr_for_each``: ``(id, ptr)`` in ascending id order, skipping None pointers.
@@ -277,18 +284,7 @@ class Idr:
         Like the kernel, the walk WARNs and stops at the first id above INT_MAX.
         Do not allocate or remove while iterating.
         """
-        for found in self._bits.iter_set(self._base):
-            ptr = self._ptrs[found]
-            if ptr is None:
-                continue
-            if found > INT_MAX:
-                warnings.warn(
-                    f"idr_for_each: id {found} > INT_MAX stops the walk",
-                    KernelWarning,
-                    stacklevel=2,
-                )
-                return
-            yield found, ptr
+        return self._walk(self._base, "idr_for_each")
 
     def ids(self) -> list[int]:
         """Every allocated id, NULL entries and ids above INT_MAX included, ascending."""
