@@ -130,8 +130,7 @@ class Idr:
 
     def _alloc_from(self, ptr: object, nextid: int, max_: int, what: str) -> int:
         """``idr_alloc_u32`` after argument checks: lowest free id in [nextid, max_]."""
-        if max_ < self._base:  # c6e8e595 (6.19/stable): a range wholly below base
-            raise _enospc(what, nextid, max_)
+        # A range wholly below base is ENOSPC (c6e8e595, 6.19/stable): start > max_ then.
         start = max(nextid, self._base)
         found = self._bits.find_free(start, max_) if start <= max_ else None
         if found is None:
