@@ -34,10 +34,11 @@ def test_report_reprs_are_python() -> None:
 
 
 def test_behavior_presets_and_repr() -> None:
-    assert RFC.defects() == ("D1", "D2", "D6")
+    assert RFC.defects() == ("D1", "D2", "D3", "D6", "D8", "D10", "D19")
     assert FIXED.defects() == ()
     assert eval(repr(FIXED), {"Behavior": Behavior}) == FIXED
-    assert attrs.evolve(RFC, d2_obj_id_unpinned=False).defects() == ("D1", "D6")
+    assert eval(repr(RFC), {"Behavior": Behavior}) == RFC
+    assert "D2" not in attrs.evolve(RFC, d2_obj_id_unpinned=False).defects()
 
 
 def test_sanitizer_rejects_a_bad_mode() -> None:

@@ -556,9 +556,11 @@ def test_idr_machine_reaches_wrap_enospc_and_full_leaves() -> None:
         IdrMachine,
         settings=settings(max_examples=300, derandomize=True, database=None, deadline=None),
     )
+    # The rare retry with the cursor exactly at start + 1 is pinned down by the
+    # deterministic test below instead: whether this search meets it depends on the
+    # exact example stream, which shifts with Hypothesis internals.
     missing = {
         "cyclic_wrap",
-        "cyclic_wrap_from_start_plus_one",
         "cyclic_enospc",
         "alloc_enospc",
         "u32_enospc",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from bpfns import FIXED, INT_MAX, Kernel
@@ -31,4 +32,7 @@ def test_repr_and_step() -> None:
     k.init_ns.create_child()
     assert k.step == 1
     assert "namespaces=2 step=1" in repr(k)
-    assert repr(Kernel()).startswith("<Kernel behavior=('D1', 'D2', 'D6')")
+    assert repr(Kernel()).startswith("<Kernel behavior=RFC id_end=2147483647")
+    assert repr(Kernel(attrs.evolve(FIXED, d6_nr_ns_unchecked=True))).startswith(
+        "<Kernel behavior=('D6',)"
+    )

@@ -8,7 +8,7 @@ posted patch; ``False`` is the fix the review (or the kernel's own pid code) poi
 >>> import attrs
 >>> only_d6_fixed = attrs.evolve(RFC, d6_nr_ns_unchecked=False)
 >>> only_d6_fixed.defects()
-('D1', 'D2')
+('D1', 'D2', 'D3', 'D8', 'D10', 'D19')
 """
 
 from __future__ import annotations
@@ -33,21 +33,38 @@ class Behavior:
             frees its record through, freed memory. Fixed: the record pins its deepest
             namespace (``get_bpfns`` at alloc, ``put_bpfns`` at free), as ``struct pid``
             pins ``numbers[level].ns``.
+        d3_create_returns_zero: D3. When ``bpf_alloc_obj_id`` fails, ``map_create`` and
+            ``bpf_prog_load`` jump to their cleanup without setting ``err``: the object
+            is freed and the syscall returns 0. Fixed: the error is returned.
         d6_nr_ns_unchecked: D6 (rfc.md 2.4). ``bpf_obj_id_nr_ns`` returns
             ``numbers[ns->level].nr`` without checking ``numbers[ns->level].ns == ns``,
             so a sibling namespace sees another branch's number. Fixed: return 0 unless
             the namespace matches, as ``pid_nr_ns`` does.
+        d8_vnr_without_nsproxy: D8. ``bpf_obj_id_vnr`` dereferences
+            ``current->nsproxy``, which an exiting task has already dropped when its
+            last program reference goes (audit UNLOAD). Fixed: no crash; the id is the
+            global one, as audit reported before the RFC.
+        d10_missing_owner_op: D10. ``bpfns_operations`` has no ``owner`` op, so
+            ``ioctl(NS_GET_USERNS)`` calls a NULL function pointer. Fixed: it returns
+            the owner user namespace.
+        d19_newuser_newbpf_allowed: D19. ``CLONE_NEWUSER|CLONE_NEWBPF`` is accepted
+            (only ``ns_capable`` in the new user namespace is checked). Fixed: EINVAL,
+            as the author promised for v2.
     """
 
     d1_rollback_at_failed_level: bool = True
     d2_obj_id_unpinned: bool = True
+    d3_create_returns_zero: bool = True
     d6_nr_ns_unchecked: bool = True
+    d8_vnr_without_nsproxy: bool = True
+    d10_missing_owner_op: bool = True
+    d19_newuser_newbpf_allowed: bool = True
 
     def defects(self) -> tuple[str, ...]:
         """The D-numbers this behaviour reproduces, in order.
 
         >>> FIXED.defects(), RFC.defects()
-        ((), ('D1', 'D2', 'D6'))
+        ((), ('D1', 'D2', 'D3', 'D6', 'D8', 'D10', 'D19'))
         """
         return tuple(
             f"D{field.name[1:].split('_', 1)[0]}"
@@ -60,8 +77,4 @@ class Behavior:
 RFC = Behavior()
 
 #: The corrected design: every defect fixed.
-FIXED = Behavior(
-    d1_rollback_at_failed_level=False,
-    d2_obj_id_unpinned=False,
-    d6_nr_ns_unchecked=False,
-)
+FIXED = Behavior(**{field.name: False for field in attrs.fields(Behavior)})

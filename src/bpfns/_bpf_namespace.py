@@ -266,7 +266,7 @@ class Namespace:
         """``delayed_free_bpfns``: drop the ucount and the user namespace, free the memory."""
         assert self._ucounts is not None and self._slot is not None
         dec_ucount(self._ucounts, UcountType.BPF_NAMESPACES)
-        self.user_ns.bpf_ns_refs -= 1
+        self.user_ns.put()
         self._state = NsState.FREED
         self.kernel._ns_cache.free(self._slot)
         self.kernel._namespaces.remove(self)
@@ -310,9 +310,17 @@ class Namespace:
 
 
 def create_bpf_namespace(
-    k: Kernel, user_ns: UserNamespace, parent: Namespace, euid: int, name: str | None
+    k: Kernel,
+    user_ns: UserNamespace,
+    parent: Namespace,
+    euid: int,
+    name: str | None,
+    holder: str = "ref",
 ) -> Namespace:
-    """``create_bpf_namespace``: the checks and allocations of rfc.md 2.2, in order."""
+    """``create_bpf_namespace``: the checks and allocations of rfc.md 2.2, in order.
+
+    The first reference belongs to ``holder`` (the caller, or an nsproxy).
+    """
     if not parent.user_ns.contains(user_ns):
         raise BpfnsError(
             errno.EINVAL,
@@ -330,10 +338,12 @@ def create_bpf_namespace(
             "put unused namespaces (and synchronize_rcu) or raise the limit",
         )
     try:
-        return _alloc_namespace(k, user_ns, parent, level, ucounts, name)
+        ns = _alloc_namespace(k, user_ns, parent, level, ucounts, name)
     except BpfnsError:
         dec_ucount(ucounts, UcountType.BPF_NAMESPACES)
         raise
+    ns._holders[holder] = 1
+    return ns
 
 
 def _alloc_namespace(
@@ -369,9 +379,8 @@ def _alloc_namespace(
         ucounts=ucounts,
         slot=slot,
     )
-    ns._holders["ref"] = 1
     slot.owner = ns
     parent._get("child")
-    user_ns.bpf_ns_refs += 1
+    user_ns.get()
     k._namespaces.add(ns)
     return ns

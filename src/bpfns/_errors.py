@@ -5,7 +5,8 @@ Three families, for three kinds of trouble:
 * :class:`BpfnsError` (an :class:`OSError`): the simulated kernel refused, with the errno
   the real kernel returns (``e.errno == errno.ENOSPC``). A call that raises it leaves the
   world as it was, except for what the kernel itself leaves behind (documented per call).
-* :class:`KernelBug` (:class:`UseAfterFree`, :class:`UninitializedRead`): the posted C code
+* :class:`KernelBug` (:class:`UseAfterFree`, :class:`UninitializedRead`,
+  :class:`NullPointerDereference`): the posted C code
   would have touched memory it must not; the sanitizer (KASAN/KMSAN model) caught it.
 * :class:`InvariantViolation`: :meth:`bpfns.Kernel.check` found a broken invariant.
 
@@ -27,6 +28,7 @@ __all__ = [
     "InvariantViolation",
     "KernelBug",
     "KernelWarning",
+    "NullPointerDereference",
     "UninitializedRead",
     "UseAfterFree",
 ]
@@ -82,6 +84,10 @@ class UseAfterFree(KernelBug):
 
 class UninitializedRead(KernelBug):
     """KMSAN: uninit-value (for example D1, rollback of a slab record never written)."""
+
+
+class NullPointerDereference(KernelBug):
+    """KASAN: null-ptr-deref (D8: ``current->nsproxy`` at exit; D10: a NULL ``owner`` op)."""
 
 
 class InvariantViolation(AssertionError):  # noqa: N818 - mirrors sortedcontainers' _check

@@ -5,12 +5,14 @@ Every piece of mutable state lives in a Kernel instance; two Kernels share nothi
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
-from ._behavior import RFC, Behavior
+from ._behavior import FIXED, RFC, Behavior
 from ._bpf_namespace import (
     CLONE_NEWBPF,
     MAX_BPF_NS_LEVEL,
@@ -20,13 +22,18 @@ from ._bpf_namespace import (
     ObjType,
     create_bpf_namespace,
 )
+from ._bpffs import Bpffs
+from ._capability import ALL_CAPS, Cred
 from ._errors import BpfnsError, InvariantViolation
 from ._fault import FaultInjector, FaultSite
+from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, Ida, Idr, _check_int
 from ._obj_id import ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache
+from ._syscall import AuditRecord, BpfObject, check_objects, vnr_namespace
+from ._task import Nsproxy, Task, check_tasks
 from ._ucount import (
     DEFAULT_INIT_UCOUNT_MAX,
     Ucounts,
@@ -37,6 +44,9 @@ from ._ucount import (
 )
 
 __all__ = ["Kernel", "Snapshot"]
+
+#: ``PID_MAX_LIMIT`` on 64-bit (kernel.md C.1); the initial pid namespace's bound.
+PID_MAX_LIMIT = 4 * 1024 * 1024
 
 
 @attrs.frozen
@@ -103,6 +113,14 @@ class Kernel:
     _ns_cache: KmemCache = attrs.field(init=False)
     _obj_id_caches: dict[int, KmemCache] = attrs.field(init=False, factory=dict)
     _namespaces: set[Namespace] = attrs.field(init=False, factory=set)
+    init_task: Task = attrs.field(init=False)
+    bpffs: Bpffs = attrs.field(init=False)
+    audit_log: list[AuditRecord] = attrs.field(init=False, factory=list)
+    dmesg: list[str] = attrs.field(init=False, factory=list)
+    _current: Task | None = attrs.field(init=False, default=None)
+    _tasks: dict[int, Task] = attrs.field(init=False, factory=dict)
+    _pid_idr: Idr = attrs.field(init=False, factory=Idr)
+    _bpf_objects: set[BpfObject] = attrs.field(init=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.behavior, Behavior):
@@ -123,10 +141,14 @@ class Kernel:
             obj_id_cachep=self._new_obj_id_cache(0),
             name=None,
         )
+        self.bpffs = Bpffs(self)
+        init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
+        self.init_task = self._new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
 
     def __repr__(self) -> str:
+        preset = {RFC: "RFC", FIXED: "FIXED"}.get(self.behavior)
         return (
-            f"<Kernel behavior={self.behavior.defects() or 'FIXED'} id_end={self.id_end} "
+            f"<Kernel behavior={preset or self.behavior.defects()} id_end={self.id_end} "
             f"namespaces={len(self._namespaces) + 1} step={self._step}>"
         )
 
@@ -162,6 +184,70 @@ class Kernel:
         checked = self._own_ns(ns, what)
         checked._require_alive(what)
         return checked
+
+    def _new_task(
+        self, cred: Cred, nsproxy: Nsproxy, files: FdTable, tgid: int, name: str | None
+    ) -> Task:
+        """Give a new task a pid (``alloc_pid``: cyclic, from 1) and register it."""
+        task = Task(self, 0, tgid, cred, nsproxy, files, name)
+        task.pid = self._pid_idr._alloc_cyclic(task, 1, PID_MAX_LIMIT - 1)
+        task.tgid = tgid or task.pid
+        self._tasks[task.pid] = task
+        return task
+
+    def _release_task(self, task: Task) -> None:
+        """``release_task``: the pid is free again."""
+        self._pid_idr._remove(task.pid)
+        del self._tasks[task.pid]
+
+    def tasks(self) -> list[Task]:
+        """The live tasks, by pid."""
+        return [self._tasks[pid] for pid in sorted(self._tasks)]
+
+    def find_task(self, pid: int) -> Task:
+        """``find_task_by_vpid`` in the initial pid namespace.
+
+        Raises:
+            BpfnsError: ESRCH if no live task has ``pid``.
+        """
+        _check_int("pid", pid, 0, INT_MAX, "pid_t")
+        task = self._tasks.get(pid)
+        if task is None:
+            raise BpfnsError(errno.ESRCH, f"no live task with pid {pid}")
+        return task
+
+    def _own_task(self, task: object, what: str) -> Task:
+        if not isinstance(task, Task):
+            raise TypeError(f"{what}: expected a bpfns.Task, got {type(task).__name__}")
+        if task.kernel is not self:
+            raise ValueError(f"{what}: {task!r} belongs to another Kernel")
+        task._require_alive()
+        return task
+
+    @contextlib.contextmanager
+    def _syscall(self, task: Task, name: str) -> Iterator[None]:
+        """Run kernel code as ``current = task`` (one step of the operation counter)."""
+        if not task.alive:
+            raise ValueError(f"{name}: {task!r} has exited; use a live task")
+        previous, self._current = self._current, task
+        self._step += 1
+        try:
+            yield
+        finally:
+            self._current = previous
+
+    def _vnr(self, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
+        """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8)."""
+        if obj.obj_id is None:
+            return 0
+        ns = vnr_namespace(self, what)
+        return 0 if ns is None else obj.obj_id.nr_ns(ns)
+
+    def _audit(self, prog: BpfObject, op: str) -> None:
+        """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``."""
+        prog_id = self._vnr(prog, "bpf_audit_prog")
+        cur = self._current
+        self.audit_log.append(AuditRecord(op, prog_id, None if cur is None else cur.pid))
 
     @staticmethod
     def _obj_type(type_: object) -> ObjType:
@@ -408,6 +494,8 @@ class Kernel:
         self._check_ids()
         self._check_refcounts()
         self._check_ucounts()
+        check_tasks(self)
+        check_objects(self)
 
     def _check_structures(self) -> None:
         self._inum_ida._check()
@@ -478,13 +566,31 @@ class Kernel:
         if not self.behavior.d2_obj_id_unpinned:
             for h in self._live_obj_ids():
                 pins[id(h.ns)] = pins.get(id(h.ns), 0) + 1
+        nsproxies: dict[int, int] = {}
+        for nsproxy in {id(t.nsproxy): t.nsproxy for t in self.tasks() if t.nsproxy}.values():
+            nsproxies[id(nsproxy.bpf_ns)] = nsproxies.get(id(nsproxy.bpf_ns), 0) + 1
+        files: dict[int, int] = {}
+        for file in self._open_files():
+            if file.kind is FileKind.BPF_NS:
+                files[id(file.obj)] = files.get(id(file.obj), 0) + 1
         for ns in self._namespaces:
-            want = {"child": children.get(id(ns), 0), "obj_id": pins.get(id(ns), 0)}
+            want = {
+                "child": children.get(id(ns), 0),
+                "obj_id": pins.get(id(ns), 0),
+                "nsproxy": nsproxies.get(id(ns), 0),
+                "file": files.get(id(ns), 0),
+            }
             got = {k: ns._holders[k] for k in want}
             if got != want:
                 raise InvariantViolation(
                     "refcounts equal their holders", f"{ns!r}: counted {got}, found {want}"
                 )
+
+    def _open_files(self) -> list[File]:
+        """Every distinct open File in every live task's table."""
+        tables = {id(t.files): t.files for t in self.tasks() if t.files is not None}
+        seen = {id(f): f for table in tables.values() for _, f in table.items()}
+        return list(seen.values())
 
     def _check_ucounts(self) -> None:
         expected: dict[tuple[int, int], int] = {}

@@ -20,7 +20,7 @@ from typing import Literal
 
 import attrs
 
-from ._errors import KernelBug, UninitializedRead, UseAfterFree
+from ._errors import KernelBug, NullPointerDereference, UninitializedRead, UseAfterFree
 
 __all__ = ["BugKind", "OnBug", "Report", "Sanitizer"]
 
@@ -35,12 +35,14 @@ class BugKind(enum.Enum):
 
     USE_AFTER_FREE = "slab-use-after-free"
     UNINIT_VALUE = "uninit-value"
+    NULL_DEREF = "null-ptr-deref"
     SEMANTIC = "semantic"
 
 
 _RAISES: dict[BugKind, type[KernelBug]] = {
     BugKind.USE_AFTER_FREE: UseAfterFree,
     BugKind.UNINIT_VALUE: UninitializedRead,
+    BugKind.NULL_DEREF: NullPointerDereference,
 }
 
 

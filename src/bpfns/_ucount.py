@@ -64,7 +64,49 @@ class UserNamespace:
     ucounts: Ucounts | None  # the charge this namespace made in its parent (None for init)
     ucount_max: list[int]
     _table: dict[tuple[int, int], Ucounts] = attrs.field(repr=False)
-    bpf_ns_refs: int = 0
+    _count: int = 1
+
+    @property
+    def refcount(self) -> int:
+        """``ns->ns.count``: held by creds, BPF namespaces, child user namespaces and you."""
+        return self._count
+
+    @property
+    def alive(self) -> bool:
+        """Whether the namespace still has references (``init_user_ns`` always has)."""
+        return self._count > 0
+
+    def get(self) -> UserNamespace:
+        """``get_user_ns``: take a reference and return ``self``.
+
+        Raises:
+            ValueError: if the namespace was already freed.
+        """
+        if not self._count:
+            raise ValueError(f"get_user_ns: {self!r} was freed; use a live user namespace")
+        self._count += 1
+        return self
+
+    def put(self) -> None:
+        """``put_user_ns``: drop a reference; at zero the namespace is freed.
+
+        ``free_user_ns`` returns the ``max_user_namespaces`` charge and drops the
+        reference on the parent, which may free it in turn. ``init_user_ns`` is never
+        freed.
+
+        Raises:
+            ValueError: if the namespace was already freed.
+        """
+        ns: UserNamespace | None = self
+        while ns is not None and ns.parent is not None:
+            if not ns._count:
+                raise ValueError(f"put_user_ns: {ns!r} was already freed")
+            ns._count -= 1
+            if ns._count:
+                return
+            assert ns.ucounts is not None
+            dec_ucount(ns.ucounts, UcountType.USER_NAMESPACES)
+            ns = ns.parent
 
     def __repr__(self) -> str:
         return f"<UserNamespace level={self.level} owner={self.owner}>"
@@ -116,7 +158,8 @@ class UserNamespace:
     def create_child(self, owner: int = 0) -> UserNamespace:
         """``create_user_ns``: a user namespace owned by ``owner`` (an euid).
 
-        Charges ``UCOUNT_USER_NAMESPACES`` to ``(self, owner)`` and every ancestor. The
+        The caller holds the only reference; drop it with :meth:`put`. Charges
+        ``UCOUNT_USER_NAMESPACES`` to ``(self, owner)`` and every ancestor. The
         child's limits all start at INT_MAX (kernel.md D).
 
         Raises:
@@ -132,6 +175,8 @@ class UserNamespace:
             raise TypeError(f"owner must be an int uid, not {type(owner).__name__}")
         if not 0 <= owner < 0xFFFFFFFF:
             raise ValueError(f"owner={owner} is not a valid uid (0 .. 4294967294)")
+        if not self._count:
+            raise ValueError(f"create_user_ns: {self!r} was freed; use a live parent")
         if self.level > MAX_USER_NS_PARENT_LEVEL:
             raise BpfnsError(
                 errno.ENOSPC, f"user namespace level {self.level + 1} exceeds the maximum 33"
@@ -142,6 +187,7 @@ class UserNamespace:
                 errno.ENOSPC,
                 "max_user_namespaces reached; raise the limit or free a user namespace",
             )
+        self._count += 1  # the child pins its parent
         return UserNamespace(
             level=self.level + 1,
             parent=self,

@@ -1,0 +1,83 @@
+"""Credentials and capabilities: ``struct cred`` and ``cap_capable`` (security/commoncap.c).
+
+The spec (rfc.md 2.2, 2.5; kernel.md C.9, D) states which checks the RFC makes; how a
+capability check walks user namespaces is the kernel's ``cap_capable``:
+
+* a task has its effective capabilities in its own user namespace (``cred->user_ns``);
+* it has every capability in a user namespace it owns (created with its euid) that is a
+  child of its own, and in all of that namespace's descendants;
+* it has none in any other namespace, in particular none in an ancestor.
+
+``capable(cap)`` is ``ns_capable(&init_user_ns, cap)``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+from ._ucount import UserNamespace
+
+__all__ = ["Cap", "Cred", "cap_capable"]
+
+
+class Cap(enum.IntEnum):
+    """The capabilities bpfns checks (include/uapi/linux/capability.h numbers)."""
+
+    CAP_NET_ADMIN = 12
+    CAP_SYS_ADMIN = 21
+    CAP_SYS_RESOURCE = 24
+    CAP_PERFMON = 38
+    CAP_BPF = 39
+
+    def __repr__(self) -> str:
+        return f"Cap.{self.name}"
+
+
+#: Every capability bpfns knows: what root, or the owner of a new user namespace, has.
+ALL_CAPS: frozenset[Cap] = frozenset(Cap)
+
+
+@attrs.frozen
+class Cred:
+    """``struct cred``, reduced: effective uid, user namespace, effective capabilities.
+
+    Credentials are immutable; a task changes them by installing a new ``Cred``
+    (``commit_creds``), as :meth:`bpfns.Task.drop_capabilities` and
+    :meth:`bpfns.Task.setuid` do.
+    """
+
+    euid: int
+    user_ns: UserNamespace
+    caps: frozenset[Cap] = ALL_CAPS
+
+    def without(self, caps: Iterable[Cap]) -> Cred:
+        """A copy with ``caps`` removed from the effective set."""
+        return attrs.evolve(self, caps=self.caps - frozenset(caps))
+
+
+def cap_capable(cred: Cred, ns: UserNamespace, cap: Cap) -> bool:
+    """``cap_capable``: whether ``cred`` has ``cap`` in user namespace ``ns``.
+
+    >>> from bpfns import Kernel
+    >>> k = Kernel()
+    >>> root = Cred(0, k.init_user_ns)
+    >>> child = k.init_user_ns.create_child(owner=1000)
+    >>> user = Cred(1000, k.init_user_ns, frozenset())
+    >>> cap_capable(root, child, Cap.CAP_SYS_ADMIN), cap_capable(user, child, Cap.CAP_SYS_ADMIN)
+    (True, True)
+    >>> cap_capable(user, k.init_user_ns, Cap.CAP_SYS_ADMIN)
+    False
+    """
+    target = ns
+    while True:
+        if target is cred.user_ns:
+            return cap in cred.caps
+        if target.level <= cred.user_ns.level:
+            return False
+        if target.parent is cred.user_ns and target.owner == cred.euid:
+            return True
+        assert target.parent is not None  # its level is above cred.user_ns's, so above 0
+        target = target.parent
