@@ -9,14 +9,17 @@ from __future__ import annotations
 import pytest
 
 from bpfns import (
+    CLONE_NEWBPF,
     FIXED,
     RFC,
+    BpfMap,
     InvariantViolation,
     Kernel,
     Namespace,
     ObjId,
     ObjIdEntry,
     ObjType,
+    Task,
     UcountType,
 )
 from bpfns._ucount import all_ucounts
@@ -135,3 +138,84 @@ def test_inode_number_leaked() -> None:
     k, _, _ = world()
     k._inum_ida.alloc()
     expect(k, "inode numbers distinct and allocated")
+
+
+# -- tasks, files and BPF objects (the syscall layer) -----------------------------------
+
+
+def busy() -> tuple[Kernel, Task]:
+    k = Kernel(FIXED)
+    t = k.init_task.clone(CLONE_NEWBPF)
+    m = t.map_create(name="m")
+    t.obj_pin(m, "/sys/fs/bpf/m")
+    t.link_create(t.prog_load(name="p", maps=(m,)))
+    k.check()
+    return k, t
+
+
+def test_task_without_nsproxy() -> None:
+    k, t = busy()
+    t.nsproxy = None
+    expect(k, "live tasks are whole")
+
+
+def test_pid_pointing_elsewhere() -> None:
+    k, t = busy()
+    k._pid_idr.replace(k.init_task, t.pid)
+    expect(k, "pids map to their tasks")
+
+
+def test_pid_outliving_its_task() -> None:
+    k, _ = busy()
+    k._pid_idr.alloc("ghost", 100, 101)
+    expect(k, "pids map to their tasks")
+
+
+def test_nsproxy_count_wrong() -> None:
+    k, t = busy()
+    assert t.nsproxy is not None
+    t.nsproxy.count += 1
+    expect(k, "nsproxy counts equal their tasks")
+
+
+def test_fd_table_count_wrong() -> None:
+    k, t = busy()
+    assert t.files is not None
+    t.files.count += 1
+    expect(k, "file tables counted by their tasks")
+
+
+def test_fd_table_corrupt() -> None:
+    k, t = busy()
+    assert t.files is not None
+    t.files._ida.free(0)
+    expect(k, "data structures")
+
+
+def test_file_count_wrong() -> None:
+    k, t = busy()
+    t._fdget(0).count += 1
+    expect(k, "file counts equal their fds")
+
+
+def test_object_refcount_wrong() -> None:
+    k, t = busy()
+    t._fdget(0).obj.refcnt += 1
+    expect(k, "object refcounts equal their holders")
+
+
+def test_object_lost_its_id_record() -> None:
+    k, t = busy()
+    t._fdget(0).obj.id = 99
+    expect(k, "objects own their ids")
+
+
+def test_id_of_a_dead_object() -> None:
+    k, t = busy()
+    obj = t._fdget(0).obj
+    k._bpf_objects.discard(obj)
+    expect(k, "referenced objects are live")
+    k._bpf_objects.add(obj)
+    k.check()
+    k.alloc_obj_id(k.init_ns, BpfMap(k, "stray"), ObjType.MAP)  # never registered
+    expect(k, "ids belong to live objects")

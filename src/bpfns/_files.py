@@ -106,11 +106,6 @@ class FdTable:
             raise BpfnsError(errno.EMFILE, f"all {self.nofile} fds are in use; close some")
         return self._ida.alloc()
 
-    def reserve_check(self) -> None:
-        """Raise EMFILE now if no fd could be reserved (keeps callers atomic)."""
-        if len(self._ida) >= self.nofile:
-            raise BpfnsError(errno.EMFILE, f"all {self.nofile} fds are in use; close some")
-
     def put_unused(self, fd: int) -> None:
         """``put_unused_fd``: give back a reserved fd."""
         self._ida.free(fd)

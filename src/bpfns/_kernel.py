@@ -55,8 +55,10 @@ class Snapshot:
 
     ``namespaces`` has one row per namespace not yet freed, ordered by creation:
     ``(inum, level, parent inum, state, refcount, idrs)`` where ``idrs`` holds, per
-    :class:`ObjType`, ``(cursor, ids)``. Compare ``without_cursors()`` when the kernel
-    is allowed to leave advanced cursors behind.
+    :class:`ObjType`, ``(cursor, ids)``. ``tasks`` has ``(pid, bpf ns inum, euid,
+    ((fd, kind), ...))`` per live task; ``objects`` ``(type, id, refcnt)`` per BPF
+    object; ``pins`` the bpffs paths; ``logs`` the lengths of the audit log and dmesg.
+    Compare ``without_cursors()`` when the kernel may leave advanced cursors behind.
     """
 
     namespaces: tuple[tuple[Any, ...], ...]
@@ -64,6 +66,10 @@ class Snapshot:
     slabs: tuple[tuple[str, int], ...]
     rcu_pending: tuple[str, ...]
     inums: tuple[int, ...]
+    tasks: tuple[tuple[Any, ...], ...] = ()
+    objects: tuple[tuple[Any, ...], ...] = ()
+    pins: tuple[str, ...] = ()
+    logs: tuple[int, int] = (0, 0)
 
     def without_cursors(self) -> Snapshot:
         """The same snapshot with every IDR cursor replaced by None."""
@@ -237,17 +243,19 @@ class Kernel:
             self._current = previous
 
     def _vnr(self, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
-        """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8)."""
-        if obj.obj_id is None:
-            return 0
+        """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8).
+
+        Every object reachable from a file, pin or holder has its id record.
+        """
+        assert obj.obj_id is not None
         ns = vnr_namespace(self, what)
         return 0 if ns is None else obj.obj_id.nr_ns(ns)
 
     def _audit(self, prog: BpfObject, op: str) -> None:
         """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``."""
         prog_id = self._vnr(prog, "bpf_audit_prog")
-        cur = self._current
-        self.audit_log.append(AuditRecord(op, prog_id, None if cur is None else cur.pid))
+        assert self._current is not None
+        self.audit_log.append(AuditRecord(op, prog_id, self._current.pid))
 
     @staticmethod
     def _obj_type(type_: object) -> ObjType:
@@ -473,7 +481,27 @@ class Kernel:
         slabs = tuple(
             sorted((c.name, c.active) for c in [self._ns_cache, *self._obj_id_caches.values()])
         )
-        return Snapshot(rows, ucounts, slabs, self._rcu.pending, tuple(self._inum_ida.ids()))
+        tasks = tuple(
+            (
+                t.pid,
+                t.bpf_ns.inum,
+                t.cred.euid,
+                tuple((fd, f.kind.value) for fd, f in t.files.items()) if t.files else (),
+            )
+            for t in self.tasks()
+        )
+        objects = tuple(sorted((o.TYPE.name, o.id, o.refcnt, o.name) for o in self._bpf_objects))
+        return Snapshot(
+            rows,
+            ucounts,
+            slabs,
+            self._rcu.pending,
+            tuple(self._inum_ida.ids()),
+            tasks,
+            objects,
+            tuple(self.bpffs.paths()),
+            (len(self.audit_log), len(self.dmesg)),
+        )
 
     def check(self) -> None:
         """Verify every invariant of the world; raise :class:`bpfns.InvariantViolation`.
@@ -491,10 +519,10 @@ class Kernel:
             self._check_structures()
         except AssertionError as exc:
             raise InvariantViolation("data structures", str(exc) or repr(exc)) from exc
+        check_tasks(self)
         self._check_ids()
         self._check_refcounts()
         self._check_ucounts()
-        check_tasks(self)
         check_objects(self)
 
     def _check_structures(self) -> None:

@@ -239,10 +239,12 @@ class Task(BpfCommands):
                 cred = Cred(cred.euid, new_user, ALL_CAPS)
             try:
                 nsproxy = self._copy_namespaces(flags, cred)
-            finally:
+            except BpfnsError:
                 if new_user is not None:
-                    new_user.put()  # the cred takes its own reference below
-            cred.user_ns.get()
+                    new_user.put()
+                raise
+            if new_user is None:  # the child's cred shares the parent's user namespace
+                cred.user_ns.get()
             assert self.files is not None
             files = self.files.share() if flags & CLONE_FILES else self.files.copy()
             tgid = self.tgid if flags & CLONE_THREAD else 0
@@ -345,10 +347,10 @@ class Task(BpfCommands):
     def _switch_nsproxy(self, new: Nsproxy | None) -> None:
         """``switch_task_namespaces``: install ``new`` and put the old nsproxy."""
         old, self.nsproxy = self.nsproxy, new
-        if old is not None:
-            old.count -= 1
-            if not old.count:  # free_nsproxy
-                old.bpf_ns._put("nsproxy")
+        assert old is not None, "a task switches namespaces at most once after exit"
+        old.count -= 1
+        if not old.count:  # free_nsproxy
+            old.bpf_ns._put("nsproxy")
 
     def setns(self, fd: int, nstype: int = 0) -> None:
         """``setns``: join the namespace behind ``fd``; for a BPF namespace, refused.
@@ -440,7 +442,6 @@ class Task(BpfCommands):
             target = self if pid is None else k.find_task(pid)
             ns = target.bpf_ns
             assert self.files is not None
-            self.files.reserve_check()
             fd = self.files.install(File(FileKind.BPF_NS, ns))
             ns._get("file")
             return fd

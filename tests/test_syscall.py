@@ -1,0 +1,505 @@
+"""The bpf() commands after patches 08-11 (rfc.md 2.3 "Callers", 2.5, D3, D8)."""
+
+from __future__ import annotations
+
+import errno
+
+import attrs
+import pytest
+
+from bpfns import (
+    BPF_F_RDONLY,
+    BPF_F_WRONLY,
+    CLONE_NEWBPF,
+    FIXED,
+    INT_MAX,
+    RFC,
+    AuditRecord,
+    Behavior,
+    BpfnsError,
+    Cap,
+    FaultSite,
+    Kernel,
+    LinkInfo,
+    MapInfo,
+    NsState,
+    NullPointerDereference,
+    ObjType,
+    ProgInfo,
+    Task,
+    UseAfterFree,
+)
+
+
+def errno_of(call: object) -> int:
+    with pytest.raises(BpfnsError) as info:
+        call()  # type: ignore[operator]
+    assert info.value.errno is not None
+    return info.value.errno
+
+
+def container(k: Kernel) -> Task:
+    return k.init_task.clone(CLONE_NEWBPF, name="container")
+
+
+def ids(t: Task, kind: str) -> list[int]:
+    """Walk GET_NEXT_ID the way bpftool does."""
+    get_next = getattr(t, f"{kind}_get_next_id")
+    out, cur = [], 0
+    while True:
+        try:
+            cur = get_next(cur)
+        except BpfnsError as e:
+            assert e.errno == errno.ENOENT
+            return out
+        out.append(cur)
+
+
+# -- creation -------------------------------------------------------------------------
+
+
+def test_map_create_allocates_at_every_level() -> None:
+    k = Kernel()
+    k.init_task.map_create(name="host")
+    c = container(k)
+    fd = c.map_create(name="mine", key_size=8, value_size=16, max_entries=4)
+    info = c.obj_get_info_by_fd(fd)
+    assert info == MapInfo(1, 2, 8, 16, 4, "mine")
+    assert k.init_task.obj_get_info_by_fd(k.init_task.map_get_fd_by_id(2)).name == "mine"
+    (m,) = [o for o in k._bpf_objects if o.name == "mine"]
+    assert m.id == 2  # map->id is the level-0 id
+    assert m.obj_id is not None
+    assert m.obj_id.nr_ns(c.bpf_ns) == 1
+    k.check()
+
+
+def test_create_needs_cap_bpf_or_sys_admin() -> None:
+    k = Kernel()
+    t = k.init_task.clone()
+    t.drop_capabilities(Cap.CAP_BPF)
+    t.map_create()  # CAP_SYS_ADMIN is enough
+    t.drop_capabilities(Cap.CAP_SYS_ADMIN)
+    before = k.snapshot()
+    assert errno_of(t.map_create) == errno.EPERM
+    assert errno_of(t.prog_load) == errno.EPERM
+    assert k.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": "a_name_that_is_too_long"},
+        {"name": "bad name"},
+        {"key_size": 0},
+        {"max_entries": 0},
+    ],
+)
+def test_map_create_einval(kwargs: dict[str, object]) -> None:
+    k = Kernel()
+    before = k.snapshot()
+    assert errno_of(lambda: k.init_task.map_create(**kwargs)) == errno.EINVAL  # type: ignore[arg-type]
+    assert k.snapshot() == before
+
+
+def test_map_create_type_errors() -> None:
+    with pytest.raises(TypeError, match="name"):
+        Kernel().init_task.map_create(name=7)  # type: ignore[arg-type]
+
+
+def test_emfile_frees_the_new_object_and_keeps_only_cursors() -> None:
+    k = Kernel(FIXED)
+    t = k.init_task
+    assert t.files is not None
+    t.files.nofile = 1
+    t.map_create()
+    before = k.snapshot()
+    assert errno_of(t.map_create) == errno.EMFILE
+    assert errno_of(t.prog_load) == errno.EMFILE
+    assert [r.op for r in k.audit_log] == ["LOAD", "UNLOAD"]
+    assert k.rcu_pending == ("bpf_prog_free()",)  # the unloaded program's RCU free
+    assert k.synchronize_rcu() == 1
+    assert k.snapshot().objects == before.objects
+    assert errno_of(lambda: t.map_get_fd_by_id(1)) == errno.EMFILE
+    k.check()
+
+
+# -- D3 ---------------------------------------------------------------------------------
+
+ONLY_D3 = attrs.evolve(FIXED, d3_create_returns_zero=True)
+
+
+@pytest.mark.parametrize(("behavior", "returns_zero"), [(ONLY_D3, True), (FIXED, False)])
+def test_d3_map_create_when_ids_run_out(behavior: Behavior, returns_zero: bool) -> None:
+    k = Kernel(behavior, id_end=2)  # one id per level
+    k.init_task.map_create()
+    before = k.snapshot()
+    if returns_zero:
+        assert k.init_task.map_create() == 0  # "fd 0": userspace thinks it succeeded
+    else:
+        assert errno_of(k.init_task.map_create) == errno.ENOSPC
+    assert k.snapshot() == before  # either way the map was freed
+    k.check()
+
+
+@pytest.mark.parametrize(("behavior", "returns_zero"), [(ONLY_D3, True), (FIXED, False)])
+def test_d3_prog_load_when_ids_run_out(behavior: Behavior, returns_zero: bool) -> None:
+    k = Kernel(behavior, id_end=2)
+    t = k.init_task
+    map_fd = t.map_create()
+    t.prog_load()
+    before = k.snapshot()
+    k.faults.fail_nth(1, sites=[FaultSite.OBJ_ID])
+    if returns_zero:
+        assert t.prog_load(maps=(map_fd,)) == 0
+    else:
+        assert errno_of(lambda: t.prog_load(maps=(map_fd,))) == errno.ENOMEM
+    assert k.snapshot() == before  # the used map's reference was dropped again
+    k.check()
+
+
+def test_d3_in_rfc_also_reads_the_uninitialised_record() -> None:
+    k = Kernel(RFC, id_end=2, on_bug="record")
+    k.init_task.map_create()
+    assert k.init_task.map_create() == 0
+    assert [r.defect for r in k.reports] == ["D1"]
+
+
+# -- programs, links, RCU -----------------------------------------------------------------
+
+
+def test_prog_holds_its_maps_until_a_grace_period() -> None:
+    k = Kernel()
+    c = container(k)
+    m = c.map_create(name="m")
+    p = c.prog_load(name="p", maps=(m, m))
+    assert c.obj_get_info_by_fd(p) == ProgInfo(1, 2, "p", (1,), 0)
+    c.close(m)
+    assert ids(c, "map") == [1]  # held by the program
+    c.close(p)
+    assert ids(c, "prog") == []  # the program's ids go at once
+    assert ids(c, "map") == [1]  # its maps only after the grace period
+    assert k.synchronize_rcu() == 1
+    assert ids(c, "map") == []
+    k.check()
+
+
+def test_prog_load_bad_map_fds() -> None:
+    k = Kernel()
+    t = k.init_task
+    p = t.prog_load()
+    before = k.snapshot()
+    assert errno_of(lambda: t.prog_load(maps=(42,))) == errno.EBADF
+    assert errno_of(lambda: t.prog_load(maps=(p,))) == errno.EINVAL
+    assert k.snapshot() == before
+
+
+def test_link_holds_its_program() -> None:
+    k = Kernel()
+    c = container(k)
+    p = c.prog_load(name="p")
+    link = c.link_create(p)
+    assert c.obj_get_info_by_fd(link) == LinkInfo(1, 7, 1)
+    c.close(p)
+    assert ids(c, "prog") == [1]
+    c.close(link)
+    assert ids(c, "link") == []
+    assert ids(c, "prog") == []
+    k.check()
+
+
+def test_primed_link_is_eagain_until_settled() -> None:
+    k = Kernel()
+    t = k.init_task
+    primer = t.link_prime(t.prog_load())
+    assert ids(t, "link") == [1]  # already in the IDR...
+    assert errno_of(lambda: t.link_get_fd_by_id(1)) == errno.EAGAIN  # ...but not settled
+    k.check()
+    fd = primer.settle()
+    assert t.obj_get_info_by_fd(t.link_get_fd_by_id(1)).id == 1
+    assert isinstance(t.obj_get_info_by_fd(fd), LinkInfo)
+    with pytest.raises(ValueError, match="already settled"):
+        primer.settle()
+    k.check()
+
+
+def test_link_cleanup_frees_everything() -> None:
+    k = Kernel()
+    t = k.init_task
+    p = t.prog_load()
+    before = k.snapshot()
+    primer = t.link_prime(p)
+    primer.cleanup()
+    assert k.snapshot().without_cursors() == before.without_cursors()
+    with pytest.raises(ValueError, match="cleaned up"):
+        primer.cleanup()
+    assert t.link_create(p) == 1  # the reserved fd 1 was given back
+    k.check()
+
+
+def test_link_errors() -> None:
+    k = Kernel(FIXED, id_end=2)
+    t = k.init_task
+    m = t.map_create()
+    p = t.prog_load()
+    assert errno_of(lambda: t.link_create(m)) == errno.EINVAL
+    assert errno_of(lambda: t.link_create(99)) == errno.EBADF
+    t.link_create(p)
+    before = k.snapshot()
+    assert errno_of(lambda: t.link_create(p)) == errno.ENOSPC  # links have no D3
+    assert k.snapshot() == before
+    assert t.files is not None
+    t.files.nofile = len(t.files)
+    assert errno_of(lambda: t.link_create(p)) == errno.EMFILE
+    assert k.snapshot() == before
+
+
+# -- GET_NEXT_ID and GET_FD_BY_ID -----------------------------------------------------------
+
+
+def test_get_next_id_lists_ns_local_ids_in_order() -> None:
+    k = Kernel()
+    for _ in range(3):
+        k.init_task.map_create()
+    c = container(k)
+    for _ in range(2):
+        c.map_create()
+    assert ids(c, "map") == [1, 2]
+    assert ids(k.init_task, "map") == [1, 2, 3, 4, 5]
+    assert c.map_get_next_id(1) == 2
+    assert errno_of(lambda: c.map_get_next_id(2)) == errno.ENOENT
+
+
+def test_get_next_id_errors() -> None:
+    k = Kernel()
+    t = k.init_task.clone()
+    assert errno_of(lambda: t.prog_get_next_id(INT_MAX)) == errno.EINVAL
+    t.drop_capabilities(Cap.CAP_SYS_ADMIN)
+    # CAP_BPF alone in the init namespace is still EPERM...
+    assert errno_of(lambda: t.map_get_next_id(0)) == errno.EPERM
+    assert errno_of(lambda: t.link_get_fd_by_id(1)) == errno.EPERM
+    # ...EINVAL is checked first...
+    assert errno_of(lambda: t.map_get_next_id(INT_MAX)) == errno.EINVAL
+    with pytest.raises(ValueError, match="u32"):
+        t.map_get_next_id(-1)
+
+
+def test_bpfns_capable_in_a_child_namespace() -> None:
+    k = Kernel()
+    c = container(k)
+    c.drop_capabilities(Cap.CAP_SYS_ADMIN)
+    fd = c.map_create()  # CAP_BPF creates
+    assert ids(c, "map") == [1]  # CAP_BPF in a non-init namespace iterates (patch 11)
+    assert c.obj_get_info_by_fd(c.map_get_fd_by_id(1)).id == 1
+    c.drop_capabilities(Cap.CAP_BPF)
+    assert errno_of(lambda: c.map_get_next_id(0)) == errno.EPERM
+    assert fd == 0
+
+
+def test_cap_sys_admin_in_a_child_still_sees_only_its_subtree() -> None:
+    k = Kernel()
+    k.init_task.map_create(name="host")
+    c = container(k)
+    assert ids(c, "map") == []
+    assert errno_of(lambda: c.map_get_fd_by_id(1)) == errno.ENOENT
+
+
+def test_get_fd_by_id_errno_table() -> None:
+    k = Kernel()
+    t = k.init_task
+    t.map_create()
+    t.prog_load()
+    assert errno_of(lambda: t.prog_get_fd_by_id(0)) == errno.ENOENT
+    assert errno_of(lambda: t.map_get_fd_by_id(0)) == errno.ENOENT
+    assert errno_of(lambda: t.link_get_fd_by_id(0)) == errno.ENOENT
+    assert errno_of(lambda: t.prog_get_fd_by_id(7)) == errno.ENOENT
+    rw = BPF_F_RDONLY | BPF_F_WRONLY
+    assert errno_of(lambda: t.map_get_fd_by_id(1, open_flags=rw)) == errno.EINVAL
+    assert errno_of(lambda: t.map_get_fd_by_id(1, open_flags=1)) == errno.EINVAL
+    fd = t.map_get_fd_by_id(1, open_flags=BPF_F_RDONLY)
+    assert t.obj_get_info_by_fd(fd).id == 1
+    assert t.obj_get_info_by_fd(t.prog_get_fd_by_id(1)).id == 1
+
+
+# -- info, fdinfo, audit -------------------------------------------------------------------
+
+
+def test_info_translates_map_ids_and_prog_id() -> None:
+    k = Kernel()
+    host_map = k.init_task.map_create(name="host")
+    c = container(k)
+    c.files.fd_install(c.files.reserve(), k.init_task._fdget(host_map))  # type: ignore[union-attr]
+    k.init_task._fdget(host_map).count += 1
+    own = c.map_create(name="own")
+    p = c.prog_load(maps=(own, host_map))
+    assert c.obj_get_info_by_fd(p).map_ids == (1, 0)  # type: ignore[union-attr]
+    assert k.init_task.obj_get_info_by_fd(k.init_task.prog_get_fd_by_id(1)).map_ids == (2, 1)  # type: ignore[union-attr]
+    link = c.link_create(p)
+    assert c.obj_get_info_by_fd(link) == LinkInfo(1, 7, 1)
+    k.check()
+
+
+def test_fdinfo_uses_the_readers_namespace() -> None:
+    k = Kernel()
+    k.init_task.map_create()
+    c = container(k)
+    fd = c.map_create()
+    p = c.prog_load(maps=(fd,))
+    link = c.link_create(p)
+    assert "map_id:\t1\n" in c.read_fdinfo(c, fd)
+    assert "map_id:\t2\n" in k.init_task.read_fdinfo(c, fd)
+    assert "prog_id:\t1\n" in k.init_task.read_fdinfo(c, p)
+    text = k.init_task.read_fdinfo(c, link)
+    assert text.endswith("link_type:\t7\nlink_id:\t1\nprog_id:\t1\n")
+    nsfd = c.open_proc_ns()
+    assert k.init_task.read_fdinfo(c, nsfd) == "pos:\t0\nflags:\t02000002\n"
+    assert errno_of(lambda: k.init_task.read_fdinfo(c, 77)) == errno.EBADF
+
+
+def test_info_by_fd_errors() -> None:
+    k = Kernel()
+    t = k.init_task
+    assert errno_of(lambda: t.obj_get_info_by_fd(3)) == errno.EBADF
+    assert errno_of(lambda: t.obj_get_info_by_fd(t.open_proc_ns())) == errno.EINVAL
+
+
+def test_audit_prog_id_depends_on_who_runs_the_code() -> None:
+    k = Kernel()
+    k.init_task.prog_load()
+    c = container(k)
+    p = c.prog_load(name="p")
+    fd = k.init_task.prog_get_fd_by_id(2)
+    c.close(p)
+    k.init_task.close(fd)  # the last releaser is in init: it sees the global id
+    assert k.audit_log[1:] == [
+        AuditRecord("LOAD", 1, c.pid),
+        AuditRecord("UNLOAD", 2, 1),
+    ]
+
+
+@pytest.mark.parametrize("behavior", [RFC, FIXED])
+def test_d8_last_prog_reference_dropped_at_exit(behavior: Behavior) -> None:
+    k = Kernel(behavior)
+    k.init_task.prog_load()
+    c = container(k)
+    c.prog_load(name="p")
+    if behavior is RFC:
+        with pytest.raises(NullPointerDereference) as info:
+            c.exit()
+        assert info.value.report.defect == "D8"
+        assert "has already dropped its nsproxy" in info.value.report.what
+    else:
+        c.exit()
+        assert k.audit_log[-1] == AuditRecord("UNLOAD", 2, c.pid)  # the global id
+        k.synchronize_rcu()
+        k.check()
+
+
+def test_d8_in_record_mode_logs_prog_id_zero() -> None:
+    k = Kernel(RFC, on_bug="record")
+    t = k.init_task.clone()
+    t.prog_load()
+    t.exit()
+    assert k.audit_log[-1] == AuditRecord("UNLOAD", 0, t.pid)
+    assert [r.defect for r in k.reports] == ["D8"]
+
+
+def test_kernel_worker_releases_see_global_ids() -> None:
+    k = Kernel()
+    c = container(k)
+    m = c.map_create()
+    p = c.prog_load(maps=(m,))
+    link = c.link_create(p)
+    c.close(p)
+    c.obj_pin(link, "/sys/fs/bpf/l")
+    c.close(link)
+    c.close(m)
+    k.init_task.unlink("/sys/fs/bpf/l")  # init releases: global ids
+    assert k.audit_log[-1] == AuditRecord("UNLOAD", 1, 1)
+
+
+# -- files: close, send, pins ------------------------------------------------------------
+
+
+def test_close_errors() -> None:
+    k = Kernel()
+    assert errno_of(lambda: k.init_task.close(5)) == errno.EBADF
+    with pytest.raises(TypeError):
+        k.init_task.close("5")  # type: ignore[arg-type]
+
+
+def test_send_fd_shares_the_open_file() -> None:
+    k = Kernel()
+    a = container(k)
+    b = k.init_task.clone()
+    fd = a.map_create()
+    got = a.send_fd(fd, b)
+    assert b.obj_get_info_by_fd(got).id == 1
+    a.exit()
+    assert b.obj_get_info_by_fd(got).id == 1  # still alive through b's fd
+    assert b.files is not None
+    b.files.nofile = len(b.files)
+    c = k.init_task.clone()
+    assert errno_of(lambda: c.send_fd(c.map_create(), b)) == errno.EMFILE
+    k.check()
+
+
+def test_pins() -> None:
+    k = Kernel()
+    t = k.init_task
+    fd = t.map_create(name="m")
+    t.obj_pin(fd, "/sys/fs/bpf/m")
+    assert errno_of(lambda: t.obj_pin(fd, "/sys/fs/bpf/m")) == errno.EEXIST
+    assert errno_of(lambda: t.obj_pin(fd, "/tmp/m")) == errno.EPERM
+    assert errno_of(lambda: t.obj_pin(fd, "/sys/fs/bpf/")) == errno.EPERM
+    assert errno_of(lambda: t.obj_pin(t.open_proc_ns(), "/sys/fs/bpf/ns")) == errno.EINVAL
+    t.close(fd)
+    assert ids(t, "map") == [1]  # the pin keeps it
+    again = t.obj_get("/sys/fs/bpf/m")
+    assert t.obj_get_info_by_fd(again).name == "m"
+    assert errno_of(lambda: t.obj_get("/sys/fs/bpf/nothing")) == errno.ENOENT
+    t.unlink("/sys/fs/bpf/m")
+    assert errno_of(lambda: t.unlink("/sys/fs/bpf/m")) == errno.ENOENT
+    t.close(again)
+    assert ids(t, "map") == []
+    with pytest.raises(TypeError, match="path"):
+        t.obj_get(None)  # type: ignore[arg-type]
+    k.check()
+
+
+@pytest.mark.parametrize("behavior", [RFC, FIXED])
+def test_d2_through_a_pin(behavior: Behavior) -> None:
+    """A container pins a map and exits; the host later unlinks the pin."""
+    k = Kernel(behavior)
+    c = container(k)
+    ns = c.bpf_ns
+    c.obj_pin(c.map_create(name="pinned"), "/sys/fs/bpf/pinned")
+    c.exit()
+    if behavior is RFC:
+        assert ns.state is NsState.DESTROYED
+        k.synchronize_rcu()
+        with pytest.raises(UseAfterFree):
+            k.init_task.unlink("/sys/fs/bpf/pinned")
+    else:
+        assert ns.alive  # the map's id record pins it
+        k.init_task.unlink("/sys/fs/bpf/pinned")
+        assert ns.state is NsState.DESTROYED
+        k.synchronize_rcu()
+        k.check()
+
+
+def test_objects_are_type_checked() -> None:
+    k = Kernel()
+    fd = k.init_task.map_create()
+    assert errno_of(lambda: k.init_task.link_prime(fd)) == errno.EINVAL
+    assert ObjType.MAP == 0
+
+
+def test_object_repr_and_liveness() -> None:
+    k = Kernel()
+    fd = k.init_task.map_create(name="m")
+    (m,) = k._bpf_objects
+    assert repr(m) == "<BpfMap 'm' id=1 refcnt=1>"
+    assert m.live
+    k.init_task.close(fd)
+    assert not m.live
+    assert repr(m) == "<BpfMap 'm' id=0 refcnt=0>"
