@@ -12,8 +12,12 @@ everything else to ``dev``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import bpfns
 
 settings.register_profile(
     "ci",
@@ -33,3 +37,27 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 )
+
+
+@pytest.fixture(autouse=True)
+def _fixed_kernels_stay_consistent(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """After every test, every FIXED-behaviour Kernel it built must pass ``check()``.
+
+    Tests that corrupt a kernel on purpose opt out with ``@pytest.mark.corrupts``.
+    """
+    made: list[bpfns.Kernel] = []
+    original = bpfns.Kernel.__attrs_post_init__
+
+    def record(self: bpfns.Kernel) -> None:
+        original(self)
+        made.append(self)
+
+    monkeypatch.setattr(bpfns.Kernel, "__attrs_post_init__", record)
+    yield
+    if request.node.get_closest_marker("corrupts"):
+        return
+    for k in made:
+        if k.behavior == bpfns.FIXED and not k.tainted:
+            k.check()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.corrupts
+
 from bpfns import (
     CLONE_NEWBPF,
     FIXED,
