@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.corrupts
-
 from bpfns import (
     CLONE_NEWBPF,
     FIXED,
@@ -25,6 +23,8 @@ from bpfns import (
     UcountType,
 )
 from bpfns._ucount import all_ucounts
+
+pytestmark = pytest.mark.corrupts
 
 
 def world() -> tuple[Kernel, Namespace, ObjId]:

@@ -508,13 +508,13 @@ def test_object_repr_and_liveness() -> None:
 def test_prog_load_emfile_keeps_its_map_reference_until_the_grace_period() -> None:
     """Found by the syscall state machine: the unloaded program's map reference goes
     only when its RCU free runs (bpf_prog_put -> call_rcu -> free_used_maps)."""
-    k = Kernel(FIXED, id_end=2)
+    k = Kernel(FIXED)
     t = k.init_task
     assert t.files is not None
     t.files.nofile = 2
-    m = t.map_create()
+    m = t.map_create(name="used")
     t.map_create()  # the table is now full
-    (obj,) = [o for o in k._bpf_objects if o.refcnt and o.name == "" and o.id == 1]
+    (obj,) = [o for o in k._bpf_objects if o.name == "used"]
     assert errno_of(lambda: t.prog_load(maps=(m,))) == errno.EMFILE
     assert obj.refcnt == 2
     k.synchronize_rcu()
