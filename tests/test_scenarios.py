@@ -6,18 +6,8 @@ import errno
 
 import pytest
 
-from bpfns import CLONE_NEWBPF, FIXED, RFC, Behavior, BpfnsError, Kernel, LinkInfo, Task
-
-
-def walk(t: Task, kind: str) -> list[int]:
-    get_next = getattr(t, f"{kind}_get_next_id")
-    out, cur = [], 0
-    while True:
-        try:
-            cur = get_next(cur)
-        except BpfnsError:
-            return out
-        out.append(cur)
+from bpfns import CLONE_NEWBPF, FIXED, RFC, Behavior, BpfnsError, Kernel, LinkInfo
+from helpers import walk
 
 
 @pytest.mark.parametrize("behavior", [RFC, FIXED])

@@ -16,7 +16,6 @@ from bpfns import (
     RFC,
     AuditRecord,
     Behavior,
-    BpfnsError,
     Cap,
     FaultSite,
     Kernel,
@@ -29,30 +28,11 @@ from bpfns import (
     Task,
     UseAfterFree,
 )
-
-
-def errno_of(call: object) -> int:
-    with pytest.raises(BpfnsError) as info:
-        call()  # type: ignore[operator]
-    assert info.value.errno is not None
-    return info.value.errno
+from helpers import errno_of, walk
 
 
 def container(k: Kernel) -> Task:
     return k.init_task.clone(CLONE_NEWBPF, name="container")
-
-
-def ids(t: Task, kind: str) -> list[int]:
-    """Walk GET_NEXT_ID the way bpftool does."""
-    get_next = getattr(t, f"{kind}_get_next_id")
-    out, cur = [], 0
-    while True:
-        try:
-            cur = get_next(cur)
-        except BpfnsError as e:
-            assert e.errno == errno.ENOENT
-            return out
-        out.append(cur)
 
 
 # -- creation -------------------------------------------------------------------------
@@ -174,12 +154,12 @@ def test_prog_holds_its_maps_until_a_grace_period() -> None:
     p = c.prog_load(name="p", maps=(m, m))
     assert c.obj_get_info_by_fd(p) == ProgInfo(1, 2, "p", (1,), 0)
     c.close(m)
-    assert ids(c, "map") == [1]  # held by the program
+    assert walk(c, "map") == [1]  # held by the program
     c.close(p)
-    assert ids(c, "prog") == []  # the program's ids go at once
-    assert ids(c, "map") == [1]  # its maps only after the grace period
+    assert walk(c, "prog") == []  # the program's ids go at once
+    assert walk(c, "map") == [1]  # its maps only after the grace period
     assert k.synchronize_rcu() == 1
-    assert ids(c, "map") == []
+    assert walk(c, "map") == []
     k.check()
 
 
@@ -200,10 +180,10 @@ def test_link_holds_its_program() -> None:
     link = c.link_create(p)
     assert c.obj_get_info_by_fd(link) == LinkInfo(1, 7, 1)
     c.close(p)
-    assert ids(c, "prog") == [1]
+    assert walk(c, "prog") == [1]
     c.close(link)
-    assert ids(c, "link") == []
-    assert ids(c, "prog") == []
+    assert walk(c, "link") == []
+    assert walk(c, "prog") == []
     k.check()
 
 
@@ -211,7 +191,7 @@ def test_primed_link_is_eagain_until_settled() -> None:
     k = Kernel()
     t = k.init_task
     primer = t.link_prime(t.prog_load())
-    assert ids(t, "link") == [1]  # already in the IDR...
+    assert walk(t, "link") == [1]  # already in the IDR...
     assert errno_of(lambda: t.link_get_fd_by_id(1)) == errno.EAGAIN  # ...but not settled
     k.check()
     fd = primer.settle()
@@ -263,8 +243,8 @@ def test_get_next_id_lists_ns_local_ids_in_order() -> None:
     c = container(k)
     for _ in range(2):
         c.map_create()
-    assert ids(c, "map") == [1, 2]
-    assert ids(k.init_task, "map") == [1, 2, 3, 4, 5]
+    assert walk(c, "map") == [1, 2]
+    assert walk(k.init_task, "map") == [1, 2, 3, 4, 5]
     assert c.map_get_next_id(1) == 2
     assert errno_of(lambda: c.map_get_next_id(2)) == errno.ENOENT
 
@@ -288,7 +268,7 @@ def test_bpfns_capable_in_a_child_namespace() -> None:
     c = container(k)
     c.drop_capabilities(Cap.CAP_SYS_ADMIN)
     fd = c.map_create()  # CAP_BPF creates
-    assert ids(c, "map") == [1]  # CAP_BPF in a non-init namespace iterates (patch 11)
+    assert walk(c, "map") == [1]  # CAP_BPF in a non-init namespace iterates (patch 11)
     assert c.obj_get_info_by_fd(c.map_get_fd_by_id(1)).id == 1
     c.drop_capabilities(Cap.CAP_BPF)
     assert errno_of(lambda: c.map_get_next_id(0)) == errno.EPERM
@@ -299,7 +279,7 @@ def test_cap_sys_admin_in_a_child_still_sees_only_its_subtree() -> None:
     k = Kernel()
     k.init_task.map_create(name="host")
     c = container(k)
-    assert ids(c, "map") == []
+    assert walk(c, "map") == []
     assert errno_of(lambda: c.map_get_fd_by_id(1)) == errno.ENOENT
 
 
@@ -403,7 +383,7 @@ def test_d8_in_record_mode_logs_prog_id_zero() -> None:
     assert [r.defect for r in k.reports] == ["D8"]
 
 
-def test_kernel_worker_releases_see_global_ids() -> None:
+def test_kernel_worker_releases_see_global_walk() -> None:
     k = Kernel()
     c = container(k)
     m = c.map_create()
@@ -453,14 +433,14 @@ def test_pins() -> None:
     assert errno_of(lambda: t.obj_pin(fd, "/sys/fs/bpf/")) == errno.EPERM
     assert errno_of(lambda: t.obj_pin(t.open_proc_ns(), "/sys/fs/bpf/ns")) == errno.EINVAL
     t.close(fd)
-    assert ids(t, "map") == [1]  # the pin keeps it
+    assert walk(t, "map") == [1]  # the pin keeps it
     again = t.obj_get("/sys/fs/bpf/m")
     assert t.obj_get_info_by_fd(again).name == "m"
     assert errno_of(lambda: t.obj_get("/sys/fs/bpf/nothing")) == errno.ENOENT
     t.unlink("/sys/fs/bpf/m")
     assert errno_of(lambda: t.unlink("/sys/fs/bpf/m")) == errno.ENOENT
     t.close(again)
-    assert ids(t, "map") == []
+    assert walk(t, "map") == []
     with pytest.raises(TypeError, match="path"):
         t.obj_get(None)  # type: ignore[arg-type]
     k.check()

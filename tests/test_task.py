@@ -20,7 +20,6 @@ from bpfns import (
     NS_GET_USERNS,
     RFC,
     Behavior,
-    BpfnsError,
     Cap,
     FaultSite,
     Kernel,
@@ -29,15 +28,9 @@ from bpfns import (
     Task,
     UcountType,
 )
+from helpers import errno_of
 
 THREAD = CLONE_THREAD | CLONE_SIGHAND | CLONE_VM | CLONE_FILES
-
-
-def errno_of(call: object) -> int:
-    with pytest.raises(BpfnsError) as info:
-        call()  # type: ignore[operator]
-    assert info.value.errno is not None
-    return info.value.errno
 
 
 def test_init_task() -> None:

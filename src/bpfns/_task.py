@@ -233,22 +233,30 @@ class Task(BpfCommands):
             if legacy:
                 flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
             self._check_clone_flags(flags)
-            cred, new_user = self.cred, None
-            if flags & CLONE_NEWUSER:
-                new_user = cred.user_ns.create_child(owner=cred.euid)
-                cred = Cred(cred.euid, new_user, ALL_CAPS)
-            try:
-                nsproxy = self._copy_namespaces(flags, cred)
-            except BpfnsError:
-                if new_user is not None:
-                    new_user.put()
-                raise
-            if new_user is None:  # the child's cred shares the parent's user namespace
+            cred, nsproxy = self._new_creds_and_namespaces(flags)
+            if cred is self.cred:  # the child's cred shares the parent's user namespace
                 cred.user_ns.get()
             assert self.files is not None
             files = self.files.share() if flags & CLONE_FILES else self.files.copy()
             tgid = self.tgid if flags & CLONE_THREAD else 0
             return k._new_task(cred, nsproxy, files, tgid, name)
+
+    def _new_creds_and_namespaces(self, flags: int) -> tuple[Cred, Nsproxy]:
+        """``copy_creds``/``unshare_userns`` then ``copy_namespaces``, undone on error.
+
+        With CLONE_NEWUSER the returned cred is new and owns the new user namespace's
+        only reference; otherwise it is ``self.cred``. The nsproxy is new, or
+        ``self.nsproxy`` with one more reference.
+        """
+        cred = self.cred
+        if flags & CLONE_NEWUSER:
+            cred = Cred(cred.euid, cred.user_ns.create_child(owner=cred.euid), ALL_CAPS)
+        try:
+            return cred, self._copy_namespaces(flags, cred)
+        except BpfnsError:
+            if cred is not self.cred:
+                cred.user_ns.put()
+            raise
 
     def _check_clone_flags(self, flags: int) -> None:
         """The flag checks of ``copy_process`` (kernel/fork.c) that matter here."""
@@ -320,23 +328,13 @@ class Task(BpfCommands):
             if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
                 raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
             self._check_d19(flags)
-            cred = self.cred
-            new_user = None
-            if flags & CLONE_NEWUSER:
-                new_user = cred.user_ns.create_child(owner=cred.euid)
-                cred = Cred(cred.euid, new_user, ALL_CAPS)
-            try:
-                nsproxy = self._copy_namespaces(flags, cred)
-            except BpfnsError:
-                if new_user is not None:
-                    new_user.put()
-                raise
+            cred, nsproxy = self._new_creds_and_namespaces(flags)
             assert self.nsproxy is not None
             if nsproxy is self.nsproxy:
                 nsproxy.count -= 1  # nothing new: keep the old one
             else:
                 self._switch_nsproxy(nsproxy)
-            if new_user is not None:
+            if cred is not self.cred:
                 self.cred.user_ns.put()
                 self.cred = cred
             if flags & CLONE_FILES:
