@@ -82,3 +82,39 @@ def test_enomem_sweep_leaves_nothing_behind() -> None:
         assert k.reports == []
     assert failures == n - 1
     assert n > 20  # the scenario has many allocation sites; the sweep reached them all
+
+
+def test_fail_randomly_is_seeded_and_stays_armed() -> None:
+    runs = []
+    for _ in range(2):
+        f = FaultInjector()
+        f.fail_randomly(0.3, sites=[FaultSite.OBJ_ID], seed=42)
+        runs.append([f.should_fail(FaultSite.OBJ_ID) for _ in range(200)])
+        assert not f.should_fail(FaultSite.INUM)  # not a chosen site
+        assert f.armed
+    assert runs[0] == runs[1]
+    assert 20 < sum(runs[0]) < 100
+    f.disarm()
+    assert not f.should_fail(FaultSite.OBJ_ID)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_fail_randomly_validates(p: float) -> None:
+    with pytest.raises(ValueError, match="probability"):
+        FaultInjector().fail_randomly(p)
+
+
+def test_random_faults_in_a_fixed_kernel_leave_it_consistent() -> None:
+    k = Kernel(FIXED)
+    k.faults.fail_randomly(0.2, seed=7)
+    failures = 0
+    for _ in range(30):
+        try:
+            scenario(k)
+        except BpfnsError as e:
+            assert e.errno == errno.ENOMEM
+            failures += 1
+    k.faults.disarm()
+    k.check()
+    assert 0 < failures < 30
+    assert k.namespaces() == [k.init_ns]

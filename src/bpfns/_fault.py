@@ -10,6 +10,7 @@ reachable, testable branch.
 from __future__ import annotations
 
 import enum
+import random
 from collections.abc import Iterable
 
 import attrs
@@ -45,7 +46,16 @@ class FaultInjector:
     armed: bool = attrs.field(default=False, init=False)
     _countdown: int = attrs.field(default=0, init=False)
     _sites: frozenset[FaultSite] | None = attrs.field(default=None, init=False)
+    _rng: random.Random | None = attrs.field(default=None, init=False)
+    _probability: float = attrs.field(default=0.0, init=False)
     injected: list[FaultSite] = attrs.field(factory=list, init=False)
+
+    @staticmethod
+    def _site_set(sites: Iterable[FaultSite] | None) -> frozenset[FaultSite] | None:
+        chosen = None if sites is None else frozenset(sites)
+        if chosen is not None and not all(isinstance(s, FaultSite) for s in chosen):
+            raise TypeError("sites must be FaultSite members, e.g. FaultSite.INUM")
+        return chosen
 
     def fail_nth(self, n: int, sites: Iterable[FaultSite] | None = None) -> None:
         """Fail the ``n``-th allocation from now (1 = the next), once.
@@ -58,14 +68,36 @@ class FaultInjector:
         """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"fail_nth(n={n!r}): n counts allocations from 1 (the next one)")
-        chosen = None if sites is None else frozenset(sites)
-        if chosen is not None and not all(isinstance(s, FaultSite) for s in chosen):
-            raise TypeError("sites must be FaultSite members, e.g. FaultSite.INUM")
-        self.armed, self._countdown, self._sites = True, n, chosen
+        chosen = self._site_set(sites)
+        self.armed, self._countdown, self._sites, self._rng = True, n, chosen, None
+
+    def fail_randomly(
+        self, probability: float, sites: Iterable[FaultSite] | None = None, seed: int = 0
+    ) -> None:
+        """Fail each allocation (at ``sites``, or anywhere) with ``probability``.
+
+        The choices come from a ``random.Random(seed)`` owned by this injector, so a
+        run is reproducible. Stays armed until :meth:`disarm`.
+
+        Raises:
+            ValueError: if ``probability`` is not within ``[0, 1]``.
+            TypeError: if ``sites`` holds something other than :class:`FaultSite`.
+
+        >>> f = FaultInjector()
+        >>> f.fail_randomly(0.5, seed=1)
+        >>> [f.should_fail(FaultSite.INUM) for _ in range(6)]
+        [True, False, False, True, True, True]
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability={probability!r} must be within [0, 1]")
+        chosen = self._site_set(sites)
+        self.armed, self._sites, self._probability = True, chosen, probability
+        self._rng = random.Random(seed)
 
     def disarm(self) -> None:
-        """Cancel a pending :meth:`fail_nth`."""
+        """Cancel :meth:`fail_nth` or :meth:`fail_randomly`."""
         self.armed = False
+        self._rng = None
 
     def should_fail(self, site: FaultSite) -> bool:
         """Called by every allocation; true if this one must fail with ENOMEM.
@@ -76,9 +108,13 @@ class FaultInjector:
         """
         if not self.armed or (self._sites is not None and site not in self._sites):
             return False
-        self._countdown -= 1
-        if self._countdown:
-            return False
-        self.armed = False
+        if self._rng is not None:
+            if self._rng.random() >= self._probability:
+                return False
+        else:
+            self._countdown -= 1
+            if self._countdown:
+                return False
+            self.armed = False
         self.injected.append(site)
         return True
