@@ -1,0 +1,29 @@
+"""bpfns.testing: property-based fuzzing of BPF namespace id allocation.
+
+Needs the ``hypothesis`` extra (``pip install 'bpfns[hypothesis]'``).
+
+* :class:`BpfnsMachine`: a Hypothesis state machine to subclass (configure it with
+  class attributes) that drives tasks and bpf() commands and checks every step against
+  :class:`RefModel`, an independent reference model.
+* Strategies: :func:`kernels`, :func:`namespace_trees`, :func:`operations` (with
+  :func:`run_operations`).
+
+Importing this module defines no test, so pytest collects nothing from it.
+"""
+
+from ._machine import BpfnsMachine, FdRef
+from ._model import RefModel, RefNs, RefObj
+from ._strategies import Op, kernels, namespace_trees, operations, run_operations
+
+__all__ = [
+    "BpfnsMachine",
+    "FdRef",
+    "Op",
+    "RefModel",
+    "RefNs",
+    "RefObj",
+    "kernels",
+    "namespace_trees",
+    "operations",
+    "run_operations",
+]

@@ -1,0 +1,509 @@
+"""BpfnsMachine: a Hypothesis state machine that drives a Kernel and checks it every step.
+
+Subclass it in your own test suite and configure it with class attributes::
+
+    from bpfns.testing import BpfnsMachine
+
+    class MyMachine(BpfnsMachine):
+        behavior = bpfns.FIXED
+        id_end = 5          # ids 1..4 at every level: wrap-around and ENOSPC are common
+        max_level = 3
+
+    TestMyMachine = MyMachine.TestCase
+
+Every step is checked against :class:`~bpfns.testing.RefModel`, an independent
+reference model, touching only what the step touched (so a world of 100,000 objects
+costs no more per step than one of ten). A broken rule raises
+:class:`bpfns.InvariantViolation` naming the invariant; a memory bug of the posted RFC
+raises its :class:`bpfns.KernelBug`. The whole world is checked with
+:meth:`bpfns.Kernel.check` at the end of every example.
+
+The failure output is a runnable program: every argument is a plain value or a
+variable of an earlier step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    multiple,
+    rule,
+)
+
+from .._behavior import FIXED, Behavior
+from .._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
+from .._errors import BpfnsError, InvariantViolation
+from .._fault import FaultSite
+from .._files import FileKind
+from .._kernel import Kernel
+from .._syscall import BpfObject
+from .._task import Task
+from ._model import RefModel, RefNs, RefObj
+
+__all__ = ["BpfnsMachine", "FdRef"]
+
+_PINS = ("/sys/fs/bpf/p0", "/sys/fs/bpf/p1", "/sys/fs/bpf/p2")
+_WALK_LIMIT = 8
+
+
+@attrs.frozen
+class FdRef:
+    """An fd of a task, as the machine's bundles hold it."""
+
+    task: Task
+    fd: int
+
+
+@attrs.define(eq=False)
+class _OpenFile:
+    """The model of a ``struct file``: fds share it (dup, clone, SCM_RIGHTS)."""
+
+    obj: RefObj | None
+    count: int = 1
+
+
+class BpfnsMachine(RuleBasedStateMachine):
+    """Drive a :class:`bpfns.Kernel` through tasks and bpf() commands; check every step.
+
+    Configuration (class attributes; set them in a subclass, never ``settings``):
+
+    Attributes:
+        behavior: the :class:`bpfns.Behavior` under test (default FIXED).
+        id_end: ``Kernel(id_end=...)``: small values make wrap-around and ENOSPC common.
+        max_level: ``Kernel(max_level=...)``.
+        initial_objects: maps created in the initial namespace before the first step
+            (for measuring cost against world size).
+        check_at_teardown: run the full :meth:`bpfns.Kernel.check` after each example.
+    """
+
+    behavior: ClassVar[Behavior] = FIXED
+    id_end: ClassVar[int] = 6
+    max_level: ClassVar[int] = 3
+    initial_objects: ClassVar[int] = 0
+    check_at_teardown: ClassVar[bool] = True
+
+    tasks = Bundle("tasks")
+    fds = Bundle("fds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = Kernel(self.behavior, id_end=self.id_end, max_level=self.max_level)
+        self.model = RefModel(self.id_end)
+        root = RefNs(None, 0)
+        self.ns_of: dict[Namespace, RefNs] = {self.k.init_ns: root}
+        self.kns_of: dict[RefNs, Namespace] = {root: self.k.init_ns}
+        self.obj_of: dict[BpfObject, RefObj] = {}
+        self.kobj_of: dict[RefObj, BpfObject] = {}
+        #: per task, its fds and the open file behind each
+        self.fd_of: dict[Task, dict[int, _OpenFile]] = {self.k.init_task: {}}
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def expect(invariant: str, ok: object, detail: str) -> None:
+        """Raise InvariantViolation(invariant, detail) unless ``ok``."""
+        if not ok:
+            raise InvariantViolation(invariant, detail)
+
+    def _ref_ns(self, ns: Namespace) -> RefNs:
+        ref = self.ns_of.get(ns)
+        if ref is None:
+            assert ns.parent is not None
+            ref = self.ns_of[ns] = RefNs(self._ref_ns(ns.parent), ns.level)
+            self.kns_of[ref] = ns
+        return ref
+
+    def _pair(self, obj: BpfObject, ref: RefObj) -> None:
+        self.obj_of[obj] = ref
+        self.kobj_of[ref] = obj
+
+    def _live(self, ref: FdRef) -> bool:
+        return ref.task.alive and ref.fd in self.fd_of[ref.task]
+
+    def _file_obj(self, ref: FdRef) -> RefObj | None:
+        return self.fd_of[ref.task][ref.fd].obj
+
+    def _track_fd(self, task: Task, fd: int, obj: RefObj | None) -> FdRef:
+        self.fd_of[task][fd] = _OpenFile(obj)
+        return FdRef(task, fd)
+
+    def _fput(self, file: _OpenFile) -> list[RefObj]:
+        """One fd fewer on ``file``; the last one drops the object reference."""
+        file.count -= 1
+        if file.count or file.obj is None:
+            return []
+        return self.model.put(file.obj)
+
+    def _freed(self, objs: list[RefObj]) -> None:
+        """Invariant "freed ids are gone": each level no longer has the id."""
+        for obj in objs:
+            self.obj_of.pop(self.kobj_of.pop(obj))
+            for ns, nr in obj.numbers:
+                kns = self.kns_of[ns]
+                if kns.alive:
+                    self.expect(
+                        "freed ids are released",
+                        kns.idr[obj.type].find(nr) is None,
+                        f"{kns.label()} still has {ObjType(obj.type).name} {nr}",
+                    )
+
+    def _check_refs(self, *objs: BpfObject) -> None:
+        for obj in objs:
+            ref = self.obj_of[obj]
+            self.expect(
+                "refcounts balanced",
+                obj.refcnt == ref.refs,
+                f"{obj!r}: kernel {obj.refcnt}, model {ref.refs}",
+            )
+
+    def _check_created(self, task: Task, obj: BpfObject, ref: RefObj) -> None:
+        """Ids in range with cursor semantics, uniqueness, root and ancestor views."""
+        assert obj.obj_id is not None
+        got = [(e.ns, e.nr) for e in reversed(obj.obj_id.numbers)]
+        want = [nr for _, nr in ref.numbers]
+        self.expect(
+            "ids follow the kernel's cursor semantics",
+            [nr for _, nr in got] == want,
+            f"{obj!r}: kernel ids {[nr for _, nr in got]}, model {want} (deepest first)",
+        )
+        for (kns, nr), (rns, _) in zip(got, ref.numbers, strict=True):
+            self.expect(
+                "ids unique per (namespace, type)",
+                kns.idr[obj.TYPE].find(nr) is obj.obj_id,
+                f"{kns.label()} id {nr} does not lead back to {obj!r}",
+            )
+            self.expect(
+                "ids follow the kernel's cursor semantics",
+                kns.idr[obj.TYPE].cursor == rns.cursor[obj.TYPE],
+                f"{kns.label()} cursor {kns.idr[obj.TYPE].cursor}, model {rns.cursor[obj.TYPE]}",
+            )
+        self.expect(
+            "root sees every object",
+            self.k.init_ns.idr[obj.TYPE].find(obj.id) is obj.obj_id,
+            f"{obj!r} is not at {obj.id} in init_bpf_ns",
+        )
+        self.expect(
+            "ancestor visibility",
+            task.obj_get_info_by_fd(self._fd_for(task, obj)).id == want[0],
+            f"{obj!r}: its creator sees the wrong id",
+        )
+
+    def _fd_for(self, task: Task, obj: BpfObject) -> int:
+        assert task.files is not None
+        return next(fd for fd, f in task.files.items() if f.obj is obj)
+
+    def _check_failed(self, task: Task, t: ObjType, before: list[tuple[int, int]]) -> None:
+        """Failed operations are atomic: each level keeps its ids; cursors as modelled."""
+        for ns, (count, _) in zip(task.bpf_ns.ancestors(), before, strict=True):
+            ref = self._ref_ns(ns)
+            self.expect(
+                "failed operations are atomic",
+                len(ns.idr[t]) == count == len(ref.ids[t]),
+                f"{ns.label()}: {len(ns.idr[t])} {t.name} ids after a failed create, "
+                f"{count} before, model {len(ref.ids[t])}",
+            )
+            self.expect(
+                "ids follow the kernel's cursor semantics",
+                ns.idr[t].cursor == ref.cursor[t],
+                f"{ns.label()} cursor {ns.idr[t].cursor}, model {ref.cursor[t]}",
+            )
+
+    def _create(self, task: Task, t: ObjType, call: Any, fail_at: int = 0) -> Any:
+        """Run a create call and compare its result, ids and failure with the model."""
+        before = [(len(ns.idr[t]), ns.idr[t].cursor) for ns in task.bpf_ns.ancestors()]
+        expected = self.model.create(self._ref_ns(task.bpf_ns), t, fail_at)
+        try:
+            fd = call()
+        except BpfnsError as e:
+            self.expect(
+                "failures match the model",
+                isinstance(expected, str) and e.errorcode == expected,
+                f"{e!r}, model {expected!r}",
+            )
+            self._check_failed(task, t, before)
+            return multiple()
+        self.expect(
+            "failures match the model",
+            isinstance(expected, RefObj),
+            f"the kernel returned fd {fd}; the model expects {expected}",
+        )
+        assert isinstance(expected, RefObj)
+        obj: BpfObject = task._fdget(fd).obj
+        self._pair(obj, expected)
+        self._check_created(task, obj, expected)
+        return self._track_fd(task, fd, expected)
+
+    # -- rules: tasks and namespaces -------------------------------------------------------
+
+    @initialize(target=tasks)
+    def boot(self) -> Task:
+        """The initial task; ``initial_objects`` maps held by a task outside the bundles."""
+        init = self.k.init_task
+        if self.initial_objects:
+            holder = init.clone()
+            self.fd_of[holder] = {}
+            assert holder.files is not None
+            holder.files.nofile = self.initial_objects + 1
+            for _ in range(self.initial_objects):
+                fd = holder.map_create()
+                made = self.model.create(self.ns_of[self.k.init_ns], ObjType.MAP)
+                assert isinstance(made, RefObj)
+                self._pair(holder._fdget(fd).obj, made)
+                self.fd_of[holder][fd] = _OpenFile(made)
+        return init
+
+    @rule(target=tasks, parent=tasks, new_ns=st.booleans())
+    def clone(self, parent: Task, new_ns: bool) -> Any:
+        """``clone3`` with or without CLONE_NEWBPF; the child copies the fd table."""
+        if not parent.alive:
+            return multiple()
+        try:
+            child = parent.clone(CLONE_NEWBPF if new_ns else 0)
+        except BpfnsError as e:
+            self.expect(
+                "namespace limits",
+                e.errorcode == "ENOSPC" and parent.bpf_ns.level + 1 > self.max_level,
+                f"clone(CLONE_NEWBPF) from level {parent.bpf_ns.level}: {e!r}",
+            )
+            return multiple()
+        expected_ns = parent.bpf_ns if not new_ns else child.bpf_ns
+        self.expect(
+            "namespace tree",
+            (child.bpf_ns.parent if new_ns else child.bpf_ns) is parent.bpf_ns,
+            f"{child!r} landed in {expected_ns.label()}",
+        )
+        self.fd_of[child] = dict(self.fd_of[parent])
+        for file in self.fd_of[child].values():
+            file.count += 1
+        return child
+
+    @rule(task=tasks)
+    def unshare(self, task: Task) -> None:
+        """``unshare(CLONE_NEWBPF)``: the task moves into a new child namespace."""
+        if not task.alive or task.bpf_ns.level >= self.max_level:
+            return
+        old = task.bpf_ns
+        task.unshare(CLONE_NEWBPF)
+        self.expect("namespace tree", task.bpf_ns.parent is old, "unshare moved elsewhere")
+
+    @rule(target=tasks, task=consumes(tasks))
+    def exit(self, task: Task) -> Any:
+        """``exit``: namespaces first, then every fd (the RFC's D8 order)."""
+        if task is self.k.init_task or not task.alive:
+            return task if task.alive else multiple()
+        files = list(self.fd_of.pop(task).values())
+        touched = {self.kobj_of[f.obj] for f in files if f.obj is not None}
+        task.exit()
+        freed: list[RefObj] = []
+        for file in files:
+            freed += self._fput(file)
+        self._freed(freed)
+        self._check_refs(*(o for o in touched if o.refcnt))
+        return multiple()
+
+    @rule(target=fds, task=tasks)
+    def open_ns(self, task: Task) -> Any:
+        """Open ``/proc/self/ns/bpf``: an fd holding a namespace reference."""
+        if not task.alive:
+            return multiple()
+        return self._track_fd(task, task.open_proc_ns(), None)
+
+    # -- rules: objects ------------------------------------------------------------------
+
+    @rule(target=fds, task=tasks)
+    def map_create(self, task: Task) -> Any:
+        """``BPF_MAP_CREATE``."""
+        if not task.alive:
+            return multiple()
+        return self._create(task, ObjType.MAP, task.map_create)
+
+    @rule(target=fds, task=tasks, n=st.integers(1, 4))
+    def map_create_failing(self, task: Task, n: int) -> Any:
+        """``BPF_MAP_CREATE`` with the n-th of its allocations failing (fail-nth)."""
+        if not task.alive:
+            return multiple()
+        sites = [FaultSite.OBJ_ID, FaultSite.IDR_NODE]
+        self.k.faults.fail_nth(n, sites=sites)
+        try:
+            return self._create(task, ObjType.MAP, task.map_create, fail_at=n)
+        finally:
+            self.k.faults.disarm()
+
+    @rule(target=fds, map_fd=fds)
+    def prog_load(self, map_fd: FdRef) -> Any:
+        """``BPF_PROG_LOAD`` using the map behind ``map_fd``."""
+        if not self._live(map_fd) or self._file_kind(map_fd) is not FileKind.BPF_MAP:
+            return multiple()
+        task = map_fd.task
+        used = self._file_obj(map_fd)
+        assert used is not None
+        made = self._create(task, ObjType.PROG, lambda: task.prog_load(maps=(map_fd.fd,)))
+        if isinstance(made, FdRef):
+            ref = self._file_obj(made)
+            assert ref is not None
+            ref.maps.append(used)
+            self.model.get(used)
+            self._check_refs(task._fdget(map_fd.fd).obj)
+        return made
+
+    @rule(target=fds, prog_fd=fds)
+    def link_create(self, prog_fd: FdRef) -> Any:
+        """``BPF_LINK_CREATE`` on the program behind ``prog_fd``."""
+        if not self._live(prog_fd) or self._file_kind(prog_fd) is not FileKind.BPF_PROG:
+            return multiple()
+        task = prog_fd.task
+        prog = self._file_obj(prog_fd)
+        assert prog is not None
+        made = self._create(task, ObjType.LINK, lambda: task.link_create(prog_fd.fd))
+        if isinstance(made, FdRef):
+            ref = self._file_obj(made)
+            assert ref is not None
+            ref.prog = prog
+            self.model.get(prog)
+            self._check_refs(task._fdget(prog_fd.fd).obj)
+        return made
+
+    def _file_kind(self, ref: FdRef) -> FileKind:
+        return ref.task._fdget(ref.fd).kind
+
+    @rule(ref=consumes(fds))
+    def close(self, ref: FdRef) -> None:
+        """``close``: the last reference frees the object and its ids."""
+        if not self._live(ref):
+            return
+        kfile = ref.task._fdget(ref.fd)
+        file = self.fd_of[ref.task].pop(ref.fd)
+        ref.task.close(ref.fd)
+        self._freed(self._fput(file))
+        if file.obj is not None and kfile.obj.refcnt:
+            self._check_refs(kfile.obj)
+
+    @rule(target=fds, ref=fds, to=tasks)
+    def send(self, ref: FdRef, to: Task) -> Any:
+        """Pass an fd to another task (SCM_RIGHTS)."""
+        if not self._live(ref) or not to.alive:
+            return multiple()
+        file = self.fd_of[ref.task][ref.fd]
+        new = ref.task.send_fd(ref.fd, to)
+        file.count += 1
+        self.fd_of[to][new] = file
+        received = FdRef(to, new)
+        self.info(received)  # the step touched the receiver's view of the object
+        return received
+
+    @rule(ref=fds, slot=st.integers(0, len(_PINS) - 1))
+    def pin(self, ref: FdRef, slot: int) -> None:
+        """``BPF_OBJ_PIN`` at one of a few bpffs paths."""
+        if not self._live(ref) or self._file_obj(ref) is None:
+            return
+        if _PINS[slot] in self.k.bpffs.paths():
+            return
+        ref.task.obj_pin(ref.fd, _PINS[slot])
+        obj = self._file_obj(ref)
+        assert obj is not None
+        self.model.get(obj)
+        self._check_refs(ref.task._fdget(ref.fd).obj)
+
+    @rule(task=tasks, slot=st.integers(0, len(_PINS) - 1))
+    def unpin(self, task: Task, slot: int) -> None:
+        """``unlink`` a pin."""
+        path = _PINS[slot]
+        if not task.alive or path not in self.k.bpffs.paths():
+            return
+        kobj = self.k.bpffs.lookup(path)
+        task.unlink(path)
+        self._freed(self.model.put(self.obj_of[kobj]))
+
+    @rule(target=fds, task=tasks, slot=st.integers(0, len(_PINS) - 1))
+    def obj_get(self, task: Task, slot: int) -> Any:
+        """``BPF_OBJ_GET``: open a pin, from any namespace (bpffs is not namespaced)."""
+        path = _PINS[slot]
+        if not task.alive or path not in self.k.bpffs.paths():
+            return multiple()
+        obj = self.obj_of[self.k.bpffs.lookup(path)]
+        opened = self._track_fd(task, task.obj_get(path), obj)
+        self.model.get(obj)
+        self.info(opened)  # the step touched this task's view of the object
+        return opened
+
+    @rule()
+    def grace_period(self) -> None:
+        """``synchronize_rcu``: programs freed earlier release their maps."""
+        self.k.synchronize_rcu()
+        self._freed(self.model.grace_period())
+
+    # -- rules: lookups -------------------------------------------------------------------
+
+    @rule(task=tasks, t=st.sampled_from(ObjType), start=st.integers(0, 8))
+    def walk(self, task: Task, t: ObjType, start: int) -> None:
+        """GET_NEXT_ID from ``start``: the next few ids equal the model's."""
+        if not task.alive:
+            return
+        got: list[int] = []
+        cur = start
+        get_next = getattr(task, f"{t.name.lower()}_get_next_id")
+        while len(got) < _WALK_LIMIT:
+            try:
+                cur = get_next(cur)
+            except BpfnsError:
+                break
+            got.append(cur)
+        want = self.model.listing(self._ref_ns(task.bpf_ns), t, start, _WALK_LIMIT)
+        self.expect(
+            "GET_NEXT_ID lists the namespace's ids",
+            got == want,
+            f"{task.bpf_ns.label()} {t.name} from {start}: kernel {got}, model {want}",
+        )
+
+    @rule(target=fds, task=tasks, t=st.sampled_from(ObjType), nr=st.integers(0, 8))
+    def get_fd_by_id(self, task: Task, t: ObjType, nr: int) -> Any:
+        """GET_FD_BY_ID finds exactly the model's object, in the caller's namespace."""
+        if not task.alive:
+            return multiple()
+        want = self._ref_ns(task.bpf_ns).ids[t].get(nr)
+        try:
+            fd = getattr(task, f"{t.name.lower()}_get_fd_by_id")(nr)
+        except BpfnsError as e:
+            self.expect(
+                "lookups stay in the caller's namespace",
+                want is None and e.errorcode == "ENOENT",
+                f"{t.name} {nr} in {task.bpf_ns.label()}: {e!r}, model has {want}",
+            )
+            return multiple()
+        obj = task._fdget(fd).obj
+        self.expect(
+            "lookups stay in the caller's namespace",
+            want is not None and self.obj_of.get(obj) is want,
+            f"{t.name} {nr} in {task.bpf_ns.label()} opened {obj!r}",
+        )
+        assert want is not None
+        self.model.get(want)
+        return self._track_fd(task, fd, want)
+
+    @rule(ref=fds)
+    def info(self, ref: FdRef) -> None:
+        """GET_INFO_BY_FD: the id is the one the task's namespace should see."""
+        if not self._live(ref) or self._file_obj(ref) is None:
+            return
+        obj = self._file_obj(ref)
+        assert obj is not None
+        kobj = ref.task._fdget(ref.fd).obj
+        want = self.model.vnr(obj, self._ref_ns(ref.task.bpf_ns))
+        got = ref.task.obj_get_info_by_fd(ref.fd).id
+        self.expect(
+            "ancestor visibility",
+            got == want,
+            f"{kobj!r} seen from {ref.task.bpf_ns.label()}: kernel {got}, model {want}",
+        )
+
+    def teardown(self) -> None:
+        """The whole-world check, once per example."""
+        if self.check_at_teardown and not self.k.tainted:
+            self.k.check()
