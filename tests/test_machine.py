@@ -196,3 +196,14 @@ def test_teardown_skips_the_full_check_on_a_tainted_kernel() -> None:
     with pytest.raises(bpfns.UninitializedRead):
         m.map_create(task=init)
     m.teardown()  # would fail k.check(); the kernel is tainted, so it is skipped
+
+
+@pytest.mark.corrupts
+def test_walk_violation_is_named() -> None:
+    m = FixedMachine()
+    init = m.boot()
+    m.map_create(task=init)
+    m.map_create(task=init)
+    m.k.init_ns.idr[ObjType.MAP].remove(1)  # behind the machine's back
+    with pytest.raises(InvariantViolation, match="GET_NEXT_ID lists"):
+        m.walk(task=init, t=ObjType.MAP, start=0)

@@ -4,15 +4,20 @@
 child_b_b), gives a map, a program and a link ids in child_b_b, and prints the tree, the
 ids of each object at its three levels, and what every namespace sees.
 
+``bpfns fuzz`` runs :class:`bpfns.testing.BpfnsMachine` (needs the ``hypothesis``
+extra); see :mod:`bpfns._fuzz`.
+
 Exit codes: 0 success, 1 a failure was found, 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import Namespace, ObjType
@@ -76,12 +81,64 @@ def _parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="build the seed's namespace tree and show its ids")
     p_demo.add_argument("--behavior", choices=sorted(BEHAVIORS), default="rfc")
     p_demo.add_argument("--seed", type=int, default=None, help="vary the pre-existing objects")
+    p_fuzz = sub.add_parser(
+        "fuzz",
+        help="run the BpfnsMachine; exit 1 and write the shrunk program on a failure",
+        description="Fuzz id allocation with bpfns.testing.BpfnsMachine. Progress goes to "
+        "stderr; a failure is written as a runnable script and a JSON record.",
+    )
+    p_fuzz.add_argument("--behavior", choices=sorted(BEHAVIORS), default="fixed")
+    budget = p_fuzz.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=_positive(float), help="time budget (default 60)")
+    budget.add_argument("--examples", type=_positive(int), help="example budget")
+    p_fuzz.add_argument("--seed", type=int, default=0)
+    p_fuzz.add_argument("--id-end", type=_positive(int), default=6, help="ids 1..N-1")
+    p_fuzz.add_argument("--max-level", type=_positive(int), default=3)
+    p_fuzz.add_argument("--workers", type=_positive(int), default=1)
+    p_fuzz.add_argument("--out", type=Path, default=Path(), help="where failures go")
+    p_fuzz.add_argument("--database", type=Path, default=None, help="shared example db dir")
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("hypothesis") is None:
+        sys.stderr.write("bpfns fuzz needs Hypothesis: pip install 'bpfns[hypothesis]'\n")
+        return 2
+    from ._fuzz import FuzzConfig, run_fuzz  # noqa: PLC0415 - needs the extra
+
+    if args.id_end < 2 or args.max_level > 32:
+        sys.stderr.write("bpfns fuzz: --id-end must be >= 2 and --max-level <= 32\n")
+        return 2
+    config = FuzzConfig(
+        behavior=BEHAVIORS[args.behavior],
+        seconds=args.seconds or (None if args.examples else 60.0),
+        examples=args.examples,
+        seed=args.seed,
+        id_end=args.id_end,
+        max_level=args.max_level,
+        workers=args.workers,
+        out=args.out,
+        database=args.database,
+    )
+    return run_fuzz(config, sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpfns`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "fuzz":
+        return _fuzz(args)
     out: list[str] = []
     code = demo(args.behavior, args.seed, out)
     sys.stdout.write("\n".join(out) + "\n")

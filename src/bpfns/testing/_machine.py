@@ -24,6 +24,7 @@ variable of an earlier step.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import attrs
@@ -51,6 +52,13 @@ __all__ = ["BpfnsMachine", "FdRef"]
 
 _PINS = ("/sys/fs/bpf/p0", "/sys/fs/bpf/p1", "/sys/fs/bpf/p2")
 _WALK_LIMIT = 8
+
+
+def _none_between(ids: dict[int, RefObj], lo: int, hi: int) -> bool:
+    """No id strictly between ``lo`` and ``hi``; O(min(gap, len(ids)))."""
+    if hi - lo - 1 <= len(ids):
+        return all(i not in ids for i in range(lo + 1, hi))
+    return not any(lo < i < hi for i in ids)
 
 
 @attrs.frozen
@@ -163,7 +171,7 @@ class BpfnsMachine(RuleBasedStateMachine):
                 f"{obj!r}: kernel {obj.refcnt}, model {ref.refs}",
             )
 
-    def _check_created(self, task: Task, obj: BpfObject, ref: RefObj) -> None:
+    def _check_created(self, task: Task, fd: int, obj: BpfObject, ref: RefObj) -> None:
         """Ids in range with cursor semantics, uniqueness, root and ancestor views."""
         assert obj.obj_id is not None
         got = [(e.ns, e.nr) for e in reversed(obj.obj_id.numbers)]
@@ -191,13 +199,9 @@ class BpfnsMachine(RuleBasedStateMachine):
         )
         self.expect(
             "ancestor visibility",
-            task.obj_get_info_by_fd(self._fd_for(task, obj)).id == want[0],
+            task.obj_get_info_by_fd(fd).id == want[0],
             f"{obj!r}: its creator sees the wrong id",
         )
-
-    def _fd_for(self, task: Task, obj: BpfObject) -> int:
-        assert task.files is not None
-        return next(fd for fd, f in task.files.items() if f.obj is obj)
 
     def _check_failed(self, task: Task, t: ObjType, before: list[tuple[int, int]]) -> None:
         """Failed operations are atomic: each level keeps its ids; cursors as modelled."""
@@ -237,7 +241,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         assert isinstance(expected, RefObj)
         obj: BpfObject = task._fdget(fd).obj
         self._pair(obj, expected)
-        self._check_created(task, obj, expected)
+        self._check_created(task, fd, obj, expected)
         return self._track_fd(task, fd, expected)
 
     # -- rules: tasks and namespaces -------------------------------------------------------
@@ -455,12 +459,17 @@ class BpfnsMachine(RuleBasedStateMachine):
             except BpfnsError:
                 break
             got.append(cur)
-        want = self.model.listing(self._ref_ns(task.bpf_ns), t, start, _WALK_LIMIT)
-        self.expect(
-            "GET_NEXT_ID lists the namespace's ids",
-            got == want,
-            f"{task.bpf_ns.label()} {t.name} from {start}: kernel {got}, model {want}",
+        ids = self._ref_ns(task.bpf_ns).ids[t]
+        bounds = [start, *got] + ([self.id_end] if len(got) < _WALK_LIMIT else [])
+        ok = all(nr in ids for nr in got) and all(
+            _none_between(ids, lo, hi) for lo, hi in itertools.pairwise(bounds)
         )
+        if not ok:
+            want = RefModel.listing(self._ref_ns(task.bpf_ns), t, start, _WALK_LIMIT)
+            raise InvariantViolation(
+                "GET_NEXT_ID lists the namespace's ids",
+                f"{task.bpf_ns.label()} {t.name} from {start}: kernel {got}, model {want}",
+            )
 
     @rule(target=fds, task=tasks, t=st.sampled_from(ObjType), nr=st.integers(0, 8))
     def get_fd_by_id(self, task: Task, t: ObjType, nr: int) -> Any:
