@@ -207,3 +207,15 @@ def test_walk_violation_is_named() -> None:
     m.k.init_ns.idr[ObjType.MAP].remove(1)  # behind the machine's back
     with pytest.raises(InvariantViolation, match="GET_NEXT_ID lists"):
         m.walk(task=init, t=ObjType.MAP, start=0)
+
+
+@pytest.mark.corrupts
+def test_ucount_violation_is_named() -> None:
+    m = FixedMachine()
+    init = m.boot()
+    m.clone(parent=init, new_ns=True)
+    m.k.init_user_ns.set_max(bpfns.UcountType.BPF_NAMESPACES, 10)
+    (uc,) = [u for u in bpfns._ucount.all_ucounts(m.k.init_user_ns) if u.uid == 0]
+    uc.counts[bpfns.UcountType.BPF_NAMESPACES] += 1  # behind the machine's back
+    with pytest.raises(InvariantViolation, match="ucounts balanced"):
+        m.grace_period()

@@ -46,6 +46,7 @@ from .._files import FileKind
 from .._kernel import Kernel
 from .._syscall import BpfObject
 from .._task import Task
+from .._ucount import UcountType
 from ._model import RefModel, RefNs, RefObj
 
 __all__ = ["BpfnsMachine", "FdRef"]
@@ -161,6 +162,15 @@ class BpfnsMachine(RuleBasedStateMachine):
                         kns.idr[obj.type].find(nr) is None,
                         f"{kns.label()} still has {ObjType(obj.type).name} {nr}",
                     )
+
+    def _check_ucounts(self) -> None:
+        """Every namespace not yet freed is charged once to (init_user_ns, uid 0)."""
+        charged = self.k.init_user_ns.count(UcountType.BPF_NAMESPACES, 0)
+        self.expect(
+            "ucounts balanced",
+            charged == len(self.k._namespaces),
+            f"{charged} max_bpf_namespaces charges, {len(self.k._namespaces)} namespaces",
+        )
 
     def _check_refs(self, *objs: BpfObject) -> None:
         for obj in objs:
@@ -286,6 +296,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         self.fd_of[child] = dict(self.fd_of[parent])
         for file in self.fd_of[child].values():
             file.count += 1
+        self._check_ucounts()
         return child
 
     @rule(task=tasks)
@@ -296,6 +307,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         old = task.bpf_ns
         task.unshare(CLONE_NEWBPF)
         self.expect("namespace tree", task.bpf_ns.parent is old, "unshare moved elsewhere")
+        self._check_ucounts()
 
     @rule(target=tasks, task=consumes(tasks))
     def exit(self, task: Task) -> Any:
@@ -442,6 +454,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         """``synchronize_rcu``: programs freed earlier release their maps."""
         self.k.synchronize_rcu()
         self._freed(self.model.grace_period())
+        self._check_ucounts()
 
     # -- rules: lookups -------------------------------------------------------------------
 
