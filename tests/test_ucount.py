@@ -115,4 +115,4 @@ def test_ucounts_repr() -> None:
     k = Kernel()
     k.init_ns.create_child(euid=7)
     uc = inc_ucount(k.init_user_ns, 7, UcountType.BPF_NAMESPACES)
-    assert repr(uc) == "<Ucounts ns_level=0 uid=7 counts=[0, 2]>"
+    assert repr(uc) == "<Ucounts ns_level=0 uid=7 counts=[0, 2, 0]>"

@@ -14,6 +14,7 @@ is the corrected design.
 (1, 1)
 """
 
+from . import pidns
 from ._behavior import FIXED, RFC, Behavior
 from ._bpf_namespace import (
     CLONE_NEWBPF,
@@ -137,4 +138,5 @@ __all__ = [
     "UseAfterFree",
     "UserNamespace",
     "c_int",
+    "pidns",
 ]

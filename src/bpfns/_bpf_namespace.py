@@ -27,8 +27,9 @@ import attrs
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._idr import Idr
+from ._policy import ObjIdPolicy, PidPolicy
 from ._slab import KmemCache, Slot
-from ._ucount import UcountType, UserNamespace, dec_ucount, inc_ucount
+from ._ucount import UserNamespace, dec_ucount, inc_ucount
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -111,6 +112,7 @@ class Namespace:
     inum: int
     idr: tuple[Idr, Idr, Idr]
     obj_id_cachep: KmemCache
+    policy: ObjIdPolicy | PidPolicy
     name: str | None = None
     _count: int = 1
     _state: NsState = NsState.ALIVE
@@ -265,7 +267,7 @@ class Namespace:
     def _delayed_free(self) -> None:
         """``delayed_free_bpfns``: drop the ucount and the user namespace, free the memory."""
         assert self._ucounts is not None and self._slot is not None
-        dec_ucount(self._ucounts, UcountType.BPF_NAMESPACES)
+        dec_ucount(self._ucounts, self.kernel._ns_ucount)
         self.user_ns.put()
         self._state = NsState.FREED
         self.kernel._ns_cache.free(self._slot)
@@ -330,7 +332,7 @@ def create_bpf_namespace(
     level = parent.level + 1
     if level > k.max_level:
         raise BpfnsError(errno.ENOSPC, f"level {level} exceeds MAX_BPF_NS_LEVEL ({k.max_level})")
-    ucounts = inc_ucount(user_ns, euid, UcountType.BPF_NAMESPACES)
+    ucounts = inc_ucount(user_ns, euid, k._ns_ucount)
     if ucounts is None:
         raise BpfnsError(
             errno.ENOSPC,
@@ -340,7 +342,7 @@ def create_bpf_namespace(
     try:
         ns = _alloc_namespace(k, user_ns, parent, level, ucounts, name)
     except BpfnsError:
-        dec_ucount(ucounts, UcountType.BPF_NAMESPACES)
+        dec_ucount(ucounts, k._ns_ucount)
         raise
     ns._holders[holder] = 1
     return ns
@@ -375,6 +377,7 @@ def _alloc_namespace(
         inum=inum,
         idr=(Idr(), Idr(), Idr()),
         obj_id_cachep=cachep,
+        policy=k._new_policy(),
         name=name,
         ucounts=ucounts,
         slot=slot,

@@ -29,6 +29,7 @@ from ._fault import FaultInjector, FaultSite
 from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, Ida, Idr, _check_int
 from ._obj_id import ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
+from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache
@@ -145,6 +146,7 @@ class Kernel:
             inum=PROC_BPF_INIT_INO,
             idr=(Idr(), Idr(), Idr()),
             obj_id_cachep=self._new_obj_id_cache(0),
+            policy=self._new_policy(),
             name=None,
         )
         self.bpffs = Bpffs(self)
@@ -159,6 +161,13 @@ class Kernel:
         )
 
     # -- plumbing -------------------------------------------------------------------
+
+    #: The ucount a new namespace is charged to (pid namespaces use their own).
+    _ns_ucount = UcountType.BPF_NAMESPACES
+
+    def _new_policy(self) -> ObjIdPolicy | PidPolicy:
+        """The allocation policy of a new namespace: ids ``[1, id_end)``."""
+        return ObjIdPolicy(self.id_end)
 
     def _alloc_addr(self) -> int:
         self._next_addr += 0x100
@@ -631,11 +640,11 @@ class Kernel:
                 it = it.ns.ucounts
         for uc in all_ucounts(self.init_user_ns):
             want = expected.get((id(uc.ns), uc.uid), 0)
-            if uc.counts[UcountType.BPF_NAMESPACES] != want:
+            if uc.counts[self._ns_ucount] != want:
                 raise InvariantViolation(
                     "ucounts equal live namespaces",
                     f"user ns level {uc.ns.level} uid {uc.uid}: "
-                    f"{uc.counts[UcountType.BPF_NAMESPACES]} charged, {want} namespaces",
+                    f"{uc.counts[self._ns_ucount]} charged, {want} namespaces",
                 )
         inums = sorted(ns.inum - PROC_DYNAMIC_FIRST for ns in self._namespaces if ns.alive)
         if inums != self._inum_ida.ids():

@@ -222,7 +222,6 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
     slot.owner = handle
     level = slot.level = ns.level
     mem = slot.mem
-    max_ = k.id_end - 1
     tmp: Namespace | None = ns
     i = level
     while tmp is not None:
@@ -232,17 +231,21 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
                     errno.ENOMEM,
                     "idr_alloc_cyclic could not allocate a radix node (injected failure)",
                 )
-            nr = tmp.idr[type_]._alloc_cyclic(handle, 1, max_)
+            nr = tmp.policy.alloc(tmp.idr[type_], handle)
         except BpfnsError as err:
             _rollback(k, slot, i, type_)
+            ns.policy.after_rollback(ns.idr[type_])
             cache.free(slot)
             raise BpfnsError(
                 err.errno or 0,
-                f"bpf_alloc_obj_id: level {i} ({tmp.label()}): {err.strerror}",
+                f"{ns.policy.caller}: level {i} ({tmp.label()}): {err.strerror}",
             ) from None
         mem[i] = ObjIdEntry(nr, tmp)
         tmp = tmp.parent
         i -= 1
+    if ns.policy.placeholder:  # alloc_pid: publish every level at once
+        for entry in mem[: level + 1]:
+            entry.ns.idr[type_].replace(handle, entry.nr)
     if not k.behavior.d2_obj_id_unpinned:
         ns._get("obj_id")
     return handle

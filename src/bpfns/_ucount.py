@@ -32,6 +32,7 @@ class UcountType(enum.IntEnum):
 
     USER_NAMESPACES = 0
     BPF_NAMESPACES = 1  # UCOUNT_BPF_NAMESPACES, added by RFC patch 03
+    PID_NAMESPACES = 2
 
     @property
     def sysctl(self) -> str:

@@ -1,0 +1,75 @@
+"""Allocation policies: how one namespace level picks an id (the only per-flavour rule).
+
+The namespace tree, the IDRs, the id records and the deepest-first walk with rollback
+are shared by every flavour of namespace. What differs is one level's allocation:
+
+* :class:`ObjIdPolicy` (BPF namespaces, rfc.md 2.3): ``idr_alloc_cyclic(obj, 1, end)``;
+  the object pointer is stored at once.
+* :class:`PidPolicy` (pid namespaces, kernel.md C.2): ``idr_alloc_cyclic(NULL, pid_min,
+  pid_max)`` with ``pid_min`` 300 once the cursor has passed RESERVED_PIDS, a NULL
+  placeholder published by ``idr_replace`` when every level succeeded, ENOSPC reported as
+  EAGAIN, and the innermost cursor reset to 0 after a rollback if that namespace holds no
+  published pid.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import attrs
+
+from ._errors import BpfnsError
+from ._idr import Idr
+
+__all__ = ["PID_MAX_LIMIT", "RESERVED_PIDS", "ObjIdPolicy", "PidPolicy"]
+
+RESERVED_PIDS = 300
+PID_MAX_LIMIT = 4 * 1024 * 1024
+PID_MAX_MIN = RESERVED_PIDS + 1
+
+
+@attrs.frozen
+class ObjIdPolicy:
+    """BPF object ids: ``idr_alloc_cyclic(obj, 1, end)`` (``end`` exclusive)."""
+
+    end: int
+    placeholder = False
+    caller = "bpf_alloc_obj_id"
+
+    def alloc(self, idr: Idr, ptr: object) -> int:
+        """One level of ``bpf_alloc_obj_id``."""
+        return idr._alloc_cyclic(ptr, 1, self.end - 1)
+
+    def after_rollback(self, idr: Idr) -> None:
+        """Nothing: the posted code leaves every cursor where it was."""
+
+
+@attrs.define
+class PidPolicy:
+    """Pid numbers of one pid namespace: ``alloc_pid``'s rules for that level.
+
+    Attributes:
+        pid_max: this namespace's ``/proc/sys/kernel/pid_max`` (exclusive bound).
+    """
+
+    pid_max: int = PID_MAX_LIMIT
+    placeholder = True
+    caller = "alloc_pid"
+
+    def alloc(self, idr: Idr, ptr: object) -> int:
+        """One level of ``alloc_pid``: a NULL placeholder; ENOSPC becomes EAGAIN."""
+        del ptr  # published later with idr_replace
+        pid_min = RESERVED_PIDS if idr.cursor > RESERVED_PIDS else 1
+        try:
+            return idr._alloc_cyclic(None, pid_min, self.pid_max - 1)
+        except BpfnsError as e:
+            raise BpfnsError(
+                errno.EAGAIN,
+                f"no free pid in [{pid_min}, {self.pid_max}); fork fails with EAGAIN "
+                "(reap a process or raise pid_max)",
+            ) from e
+
+    def after_rollback(self, idr: Idr) -> None:
+        """``idr_set_cursor(&ns->idr, 0)`` if the innermost namespace has no pid."""
+        if idr.is_empty():
+            idr.cursor = 0
