@@ -1,0 +1,425 @@
+"""Kernel conformance: run the same scenario on the running kernel and on bpfns.
+
+The pid driver (:func:`run_pid_scenario`) builds nested pid namespaces with
+``unshare(CLONE_NEWPID)`` and ``fork``, sets each namespace's ``pid_max`` through
+``/proc/sys/kernel/pid_max`` (per namespace since Linux 6.14), spawns and reaps
+processes, and reads every new process's ``NSpid`` line. The very same steps run on
+:class:`bpfns.pidns.PidKernel`, and every number is compared (:func:`compare`).
+
+The whole scenario lives in a fresh pid namespace, so no other process on the machine
+allocates pids there; the host's own level (shared with the whole system) is not
+compared. Each namespace is served by its init process (pid 1 there), which forks and
+reaps on command; a namespace is created by a helper process that unshares and forks
+the new init. Every pid the kernel hands out, helpers included, is an event.
+
+The BPF driver (:func:`run_bpf_scenario`) creates and closes maps and programs with the
+raw ``bpf()`` syscall (ctypes) and checks that bpfns's level-0 allocator, started from
+the kernel's live ids and cursor, predicts every id.
+
+Everything cleans up after itself (the scenario's root init is killed, which kills the
+whole tree; fds are closed) and refuses to start, with a reason, where it cannot run:
+see :func:`unavailable`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import platform
+import random
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from ._errors import BpfnsError
+from .pidns import PidKernel
+
+__all__ = [
+    "Event",
+    "Mismatch",
+    "Step",
+    "compare",
+    "generate_pid_scenario",
+    "run_pid_scenario",
+    "simulate_pid_scenario",
+    "unavailable",
+]
+
+CLONE_NEWPID = 0x20000000
+MIN_KERNEL = (6, 14)
+
+
+@attrs.frozen
+class Step:
+    """One scenario step: ``("newns", parent)``, ``("setmax", ns, value)``,
+    ``("spawn", ns, count)`` or ``("reap", ns, rank)`` (the rank-th live process)."""
+
+    op: str
+    ns: int
+    arg: int = 0
+
+
+@attrs.frozen
+class Event:
+    """What one side observed: a pid (numbers from the scenario root down), or an error."""
+
+    op: str
+    ns: int
+    numbers: tuple[int, ...] = ()
+    error: str | None = None
+
+
+@attrs.frozen
+class Mismatch:
+    """An event where the kernel and bpfns disagree."""
+
+    index: int
+    kernel: Event
+    bpfns: Event
+
+
+def unavailable() -> str | None:
+    """Why the live drivers cannot run here, or None if they can."""
+    if platform.system() != "Linux":
+        return "not Linux"
+    if os.geteuid() != 0:
+        return "not root (unshare(CLONE_NEWPID) and bpf() need it)"
+    release = platform.release().split("-")[0].split(".")
+    version = tuple(int(part) for part in release[:2] if part.isdigit())
+    if version < MIN_KERNEL:
+        return f"kernel {platform.release()} is older than 6.14 (no per-namespace pid_max)"
+    return None
+
+
+def generate_pid_scenario(seed: int, rounds: int = 40) -> list[Step]:
+    """A seeded scenario: 2-4 nested levels, small pid_max values, spawn/reap rounds.
+
+    Small pid_max values force wrap-around to 300 and full namespaces (EAGAIN); reaps
+    pick processes both below and above 300.
+    """
+    rng = random.Random(seed)
+    steps: list[Step] = [Step("setmax", 0, rng.randint(330, 460))]
+    levels = rng.randint(2, 4)
+    for level in range(1, levels):
+        steps.append(Step("newns", level - 1))
+        if rng.random() < 0.7:
+            steps.append(Step("setmax", level, rng.randint(305, 420)))
+    for _ in range(rounds):
+        ns = rng.randrange(levels)
+        steps.append(Step("spawn", ns, rng.randint(5, 40)))
+        for _ in range(rng.randint(3, 35)):
+            steps.append(Step("reap", rng.randrange(levels), rng.randint(0, 10**6)))
+        if rng.random() < 0.05:
+            steps.append(Step("setmax", rng.randrange(levels), rng.choice([300, 4194305])))
+    return steps
+
+
+# -- the simulation side -----------------------------------------------------------------
+
+
+def simulate_pid_scenario(steps: list[Step]) -> list[Event]:
+    """Run ``steps`` on :class:`bpfns.pidns.PidKernel`; the events the model predicts."""
+    sim = _Sim()
+    events = [sim.fork(0)]  # the root's init
+    for step in steps:
+        events += sim.step(step)
+    return events
+
+
+@attrs.define
+class _Sim:
+    pk: PidKernel = attrs.field(factory=PidKernel)
+    spaces: list[Any] = attrs.field(init=False)
+    live: list[list[Any]] = attrs.field(factory=lambda: [[]])
+    dead: set[int] = attrs.field(factory=set)
+    helpers: list[Any] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.spaces = [self.pk.root]
+
+    def fork(self, index: int, helper: bool = False) -> Event:
+        try:
+            pid = self.pk.alloc_pid(self.spaces[index])
+        except BpfnsError as e:
+            return Event("fork", index, error=e.errorcode)
+        (self.helpers if helper else self.live[index]).append(pid)
+        return Event("fork", index, tuple(n.nr for n in pid.numbers))
+
+    def step(self, step: Step) -> list[Event]:
+        if step.ns in self.dead:
+            return []
+        if step.op == "setmax":
+            try:
+                self.pk.set_pid_max(self.spaces[step.ns], step.arg)
+            except BpfnsError as e:
+                return [Event("setmax", step.ns, error=e.errorcode)]
+            return [Event("setmax", step.ns)]
+        if step.op == "spawn":
+            return [self.fork(step.ns) for _ in range(step.arg)]
+        if step.op == "reap":
+            leaves = self.live[step.ns][1:]  # never the init
+            if not leaves:
+                return []
+            pid = leaves[step.arg % len(leaves)]
+            self.live[step.ns].remove(pid)
+            numbers = tuple(n.nr for n in pid.numbers)
+            self.pk.free_pid(pid)
+            return [Event("reap", step.ns, numbers)]
+        helper = self.fork(step.ns, helper=True)  # newns: the helper that unshares
+        if helper.error is not None:
+            return [helper]
+        self.spaces.append(self.pk.create_namespace(self.spaces[step.ns]))
+        self.live.append([])
+        init = self.fork(len(self.spaces) - 1)
+        if init.error is not None:
+            self.dead.add(len(self.spaces) - 1)
+        return [helper, init]
+
+
+def compare(kernel: list[Event], model: list[Event]) -> list[Mismatch]:
+    """Every position where the two event lists differ (a length difference counts)."""
+    out = [
+        Mismatch(i, a, b) for i, (a, b) in enumerate(zip(kernel, model, strict=False)) if a != b
+    ]
+    missing = Event("missing", -1)
+    for i in range(min(len(kernel), len(model)), max(len(kernel), len(model))):
+        out.append(
+            Mismatch(
+                i,
+                kernel[i] if i < len(kernel) else missing,
+                model[i] if i < len(model) else missing,
+            )
+        )
+    return out
+
+
+# -- the live side --------------------------------------------------------------------------
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare_newpid() -> None:
+    if _libc().unshare(CLONE_NEWPID) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _nspid() -> list[int]:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    raise RuntimeError("no NSpid line in /proc/self/status")  # pragma: no cover
+
+
+def _send(fd: int, obj: object) -> None:
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _lines(fd: int) -> Iterator[Any]:
+    buf = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield json.loads(line)
+
+
+def _child(report: int, body: Any) -> None:  # pragma: no cover - runs in a child process
+    """Run ``body`` in a forked child; never return into the caller's code."""
+    try:
+        body(report)
+    finally:
+        os._exit(0)
+
+
+def _leaf(report: int) -> None:  # pragma: no cover - runs in a child process
+    _send(report, {"nspid": _nspid()})
+    os.close(report)
+    while True:
+        signal.pause()
+
+
+@attrs.define
+class _Link:
+    """Command and response pipes to one namespace's init."""
+
+    cmd: int
+    resp: Iterator[Any]
+
+    def call(self, msg: dict[str, Any]) -> Any:
+        _send(self.cmd, msg)
+        return next(self.resp)
+
+
+def _fork_reporting(body: Any) -> tuple[int, Any] | str:
+    """Fork a child running ``body(report_fd)``; return (pid, its first report) or an errno."""
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        return errno.errorcode.get(e.errno or 0, str(e.errno))
+    if pid == 0:  # pragma: no cover - child
+        os.close(r)
+        _child(w, body)
+    os.close(w)
+    reports = _lines(r)
+    first = next(reports)
+    return pid, (first, reports, r)
+
+
+@attrs.define
+class _Init:  # pragma: no cover - runs as pid 1 of a scenario namespace
+    """The server loop of a namespace's init: spawn, reap, setmax, newns, forward."""
+
+    index: int
+    offset: int
+    children: list[tuple[int, tuple[int, ...]]] = attrs.field(factory=list)
+    routes: dict[int, _Link] = attrs.field(factory=dict)
+
+    def serve(self, cmd: int, resp: int) -> None:
+        for msg in _lines(cmd):
+            _send(resp, self.handle(msg))
+
+    def handle(self, msg: dict[str, Any]) -> Any:
+        if msg["ns"] != self.index:
+            link = self.routes[msg["ns"]]
+            answer = link.call(msg)
+            if msg["op"] == "newns":
+                self.routes[msg["new"]] = link
+            return answer
+        return getattr(self, "op_" + msg["op"])(msg)
+
+    def event(
+        self, op: str, numbers: list[int] | tuple[int, ...] = (), error: str | None = None
+    ) -> dict[str, Any]:
+        return {"op": op, "ns": self.index, "numbers": list(numbers), "error": error}
+
+    def op_setmax(self, msg: dict[str, Any]) -> list[Any]:
+        try:
+            with open("/proc/sys/kernel/pid_max", "w") as f:
+                f.write(str(msg["arg"]))
+        except OSError as e:
+            return [self.event("setmax", error=errno.errorcode[e.errno or 0])]
+        return [self.event("setmax")]
+
+    def fork_leaf(self) -> dict[str, Any]:
+        got = _fork_reporting(_leaf)
+        if isinstance(got, str):
+            return self.event("fork", error=got)
+        pid, (first, _, r) = got
+        os.close(r)
+        numbers = tuple(first["nspid"][self.offset :])
+        self.children.append((pid, numbers))
+        return self.event("fork", numbers)
+
+    def op_spawn(self, msg: dict[str, Any]) -> list[Any]:
+        return [self.fork_leaf() for _ in range(msg["arg"])]
+
+    def op_reap(self, msg: dict[str, Any]) -> list[Any]:
+        if not self.children:
+            return []
+        pid, numbers = self.children.pop(msg["arg"] % len(self.children))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return [self.event("reap", numbers)]
+
+    def op_newns(self, msg: dict[str, Any]) -> list[Any]:
+        cmd_r, cmd_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        new, offset = msg["new"], self.offset
+
+        def helper(report: int) -> None:
+            _send(report, {"nspid": _nspid()})
+            _unshare_newpid()
+            got = _fork_reporting(lambda r2: _new_init(r2, new, offset, cmd_r, resp_w))
+            if isinstance(got, str):
+                _send(report, {"error": got})
+            else:
+                _send(report, got[1][0])
+            while True:
+                signal.pause()
+
+        got = _fork_reporting(helper)
+        os.close(cmd_r)
+        os.close(resp_w)
+        if isinstance(got, str):
+            return [self.event("fork", error=got)]
+        _, (first, reports, _) = got
+        events = [self.event("fork", first["nspid"][self.offset :])]
+        second = next(reports)
+        if "error" in second:
+            events.append({"op": "fork", "ns": new, "numbers": [], "error": second["error"]})
+        else:
+            events.append(
+                {"op": "fork", "ns": new, "numbers": second["nspid"][offset:], "error": None}
+            )
+            self.routes[new] = _Link(cmd_w, _lines(resp_r))
+        return events
+
+
+def _new_init(
+    report: int, index: int, offset: int, cmd: int, resp: int
+) -> None:  # pragma: no cover
+    _send(report, {"nspid": _nspid()})
+    os.close(report)
+    _Init(index, offset).serve(cmd, resp)
+
+
+def run_pid_scenario(steps: list[Step]) -> list[Event]:
+    """Run ``steps`` on the live kernel, inside a fresh pid namespace; the observed events.
+
+    Raises:
+        RuntimeError: if :func:`unavailable` gives a reason.
+    """
+    reason = unavailable()
+    if reason is not None:
+        raise RuntimeError(f"the live pid driver cannot run here: {reason}")
+    offset = len(_nspid())
+    cmd_r, cmd_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    report_r, report_w = os.pipe()
+    launcher = os.fork()
+    if launcher == 0:  # pragma: no cover - child: unshare, then fork the root init
+        try:
+            _unshare_newpid()
+            init = os.fork()
+            if init == 0:
+                _new_init(report_w, 0, offset, cmd_r, resp_w)
+            os.waitpid(init, 0)
+        finally:
+            os._exit(0)
+    for fd in (cmd_r, resp_w, report_w):
+        os.close(fd)
+    root = next(_lines(report_r))["nspid"]
+    os.close(report_r)
+    link = _Link(cmd_w, _lines(resp_r))
+    events = [Event("fork", 0, tuple(root[offset:]))]
+    spaces = 1
+    try:
+        for step in steps:
+            msg = {"op": step.op, "ns": step.ns, "arg": step.arg}
+            if step.op == "newns":
+                msg["new"] = spaces
+                spaces += 1
+            for e in link.call(msg):
+                events.append(Event(e["op"], e["ns"], tuple(e["numbers"]), e["error"]))
+    finally:
+        os.kill(root[offset - 1], signal.SIGKILL)  # pid 1 of the scenario: the whole tree
+        os.waitpid(launcher, 0)
+        os.close(cmd_w)
+        os.close(resp_r)
+    return events
