@@ -97,7 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     p_fuzz.add_argument("--workers", type=_positive(int), default=1)
     p_fuzz.add_argument("--out", type=Path, default=Path(), help="where failures go")
     p_fuzz.add_argument("--database", type=Path, default=None, help="shared example db dir")
+    p_conf = sub.add_parser(
+        "conformance",
+        help="compare bpfns with the running kernel (root, Linux 6.14+)",
+        description="Run seeded pid-namespace scenarios and bpf() id sequences on the live "
+        "kernel and on bpfns; print scenario, events and mismatches; exit 1 on a mismatch.",
+    )
+    p_conf.add_argument("--seed", type=int, default=0)
+    p_conf.add_argument("--scenarios", type=_positive(int), default=10)
     return parser
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from .conformance import run_table, unavailable  # noqa: PLC0415
+
+    reason = unavailable()
+    if reason is not None:
+        sys.stderr.write(f"bpfns conformance cannot run here: {reason}; nothing was checked\n")
+        return 2
+    rows = run_table(args.seed, int(args.scenarios))
+    width = max(len(row.scenario) for row in rows)
+    sys.stdout.write(f"{'scenario':<{width}}  {'events':>7}  mismatches\n")
+    for row in rows:
+        sys.stdout.write(f"{row.scenario:<{width}}  {row.events:>7}  {row.mismatches:>10}\n")
+    total = sum(row.mismatches for row in rows)
+    sys.stdout.write(f"{sum(row.events for row in rows)} events, {total} mismatches\n")
+    return 1 if total else 0
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -139,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "fuzz":
         return _fuzz(args)
+    if args.command == "conformance":
+        return _conformance(args)
     out: list[str] = []
     code = demo(args.behavior, args.seed, out)
     sys.stdout.write("\n".join(out) + "\n")

@@ -39,12 +39,15 @@ from ._errors import BpfnsError
 from .pidns import PidKernel
 
 __all__ = [
+    "BpfResult",
     "Event",
     "Mismatch",
     "Step",
     "compare",
     "generate_pid_scenario",
+    "run_bpf_scenario",
     "run_pid_scenario",
+    "run_table",
     "simulate_pid_scenario",
     "unavailable",
 ]
@@ -55,8 +58,12 @@ MIN_KERNEL = (6, 14)
 
 @attrs.frozen
 class Step:
-    """One scenario step: ``("newns", parent)``, ``("setmax", ns, value)``,
-    ``("spawn", ns, count)`` or ``("reap", ns, rank)`` (the rank-th live process)."""
+    """One scenario step, run the same way on the kernel and on bpfns.
+
+    ``op`` is ``"newns"`` (a child of namespace ``ns``), ``"setmax"`` (pid_max of
+    ``ns`` := ``arg``), ``"spawn"`` (``arg`` processes in ``ns``) or ``"reap"`` (the
+    ``arg``-th live process of ``ns``, modulo their number).
+    """
 
     op: str
     ns: int
@@ -152,24 +159,32 @@ class _Sim:
     def step(self, step: Step) -> list[Event]:
         if step.ns in self.dead:
             return []
-        if step.op == "setmax":
-            try:
-                self.pk.set_pid_max(self.spaces[step.ns], step.arg)
-            except BpfnsError as e:
-                return [Event("setmax", step.ns, error=e.errorcode)]
-            return [Event("setmax", step.ns)]
-        if step.op == "spawn":
-            return [self.fork(step.ns) for _ in range(step.arg)]
-        if step.op == "reap":
-            leaves = self.live[step.ns][1:]  # never the init
-            if not leaves:
-                return []
-            pid = leaves[step.arg % len(leaves)]
-            self.live[step.ns].remove(pid)
-            numbers = tuple(n.nr for n in pid.numbers)
-            self.pk.free_pid(pid)
-            return [Event("reap", step.ns, numbers)]
-        helper = self.fork(step.ns, helper=True)  # newns: the helper that unshares
+        handler: Any = getattr(self, "do_" + step.op)
+        result: list[Event] = handler(step)
+        return result
+
+    def do_setmax(self, step: Step) -> list[Event]:
+        try:
+            self.pk.set_pid_max(self.spaces[step.ns], step.arg)
+        except BpfnsError as e:
+            return [Event("setmax", step.ns, error=e.errorcode)]
+        return [Event("setmax", step.ns)]
+
+    def do_spawn(self, step: Step) -> list[Event]:
+        return [self.fork(step.ns) for _ in range(step.arg)]
+
+    def do_reap(self, step: Step) -> list[Event]:
+        leaves = self.live[step.ns][1:]  # never the init
+        if not leaves:
+            return []
+        pid = leaves[step.arg % len(leaves)]
+        self.live[step.ns].remove(pid)
+        numbers = tuple(n.nr for n in pid.numbers)
+        self.pk.free_pid(pid)
+        return [Event("reap", step.ns, numbers)]
+
+    def do_newns(self, step: Step) -> list[Event]:
+        helper = self.fork(step.ns, helper=True)  # the helper that unshares
         if helper.error is not None:
             return [helper]
         self.spaces.append(self.pk.create_namespace(self.spaces[step.ns]))
@@ -204,7 +219,7 @@ def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _unshare_newpid() -> None:
+def _unshare_newpid() -> None:  # pragma: no cover - runs in a child process
     if _libc().unshare(CLONE_NEWPID) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -263,7 +278,7 @@ class _Link:
         return next(self.resp)
 
 
-def _fork_reporting(body: Any) -> tuple[int, Any] | str:
+def _fork_reporting(body: Any) -> tuple[int, Any] | str:  # pragma: no cover - in the inits
     """Fork a child running ``body(report_fd)``; return (pid, its first report) or an errno."""
     r, w = os.pipe()
     try:
@@ -423,3 +438,197 @@ def run_pid_scenario(steps: list[Step]) -> list[Event]:
         os.close(cmd_w)
         os.close(resp_r)
     return events
+
+
+# -- the BPF driver ------------------------------------------------------------------------
+
+_NR_BPF = {"x86_64": 321, "aarch64": 280}
+_MAP_CREATE, _PROG_LOAD, _GET_INFO = 0, 5, 15
+_NEXT_ID = {"map": 12, "prog": 11, "link": 31}
+_RAW_TRACEPOINT_OPEN = 17
+_PROG_SOCKET_FILTER, _PROG_RAW_TRACEPOINT = 1, 17
+# r0 = 0; exit
+_INSNS = bytes.fromhex("b700000000000000" + "9500000000000000")
+_INT_MAX = 0x7FFFFFFF
+
+
+class _Bpf:
+    """The raw bpf() syscall through ctypes (no compiled dependency)."""
+
+    def __init__(self) -> None:
+        machine = platform.machine()
+        if machine not in _NR_BPF:
+            raise RuntimeError(f"no bpf() syscall number known for {machine}")
+        self.nr = _NR_BPF[machine]
+        self.libc = _libc()
+        self.keep: list[Any] = []
+
+    def call(self, cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+        ret = int(self.libc.syscall(self.nr, cmd, attr, len(attr)))
+        if ret < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
+        return ret
+
+    @staticmethod
+    def attr(*fields: tuple[int, str, int]) -> ctypes.Array[ctypes.c_char]:
+        import struct  # noqa: PLC0415
+
+        buf = ctypes.create_string_buffer(256)
+        for offset, fmt, value in fields:
+            struct.pack_into(fmt, buf, offset, value)
+        return buf
+
+    def map_create(self) -> int:
+        return self.call(
+            _MAP_CREATE, self.attr((0, "I", 2), (4, "I", 4), (8, "I", 4), (12, "I", 1))
+        )
+
+    def prog_load(self, prog_type: int = _PROG_SOCKET_FILTER) -> int:
+        insns = ctypes.create_string_buffer(_INSNS, len(_INSNS))
+        license_ = ctypes.create_string_buffer(b"GPL")
+        self.keep += [insns, license_]
+        attr = self.attr(
+            (0, "I", prog_type),
+            (4, "I", 2),
+            (8, "Q", ctypes.addressof(insns)),
+            (16, "Q", ctypes.addressof(license_)),
+        )
+        return self.call(_PROG_LOAD, attr)
+
+    def link_create(self, prog_fd: int) -> int:
+        name = ctypes.create_string_buffer(b"sys_enter")
+        self.keep.append(name)
+        return self.call(
+            _RAW_TRACEPOINT_OPEN, self.attr((0, "Q", ctypes.addressof(name)), (8, "I", prog_fd))
+        )
+
+    def info_id(self, fd: int) -> int:
+        import struct  # noqa: PLC0415
+
+        info = ctypes.create_string_buffer(256)
+        self.call(
+            _GET_INFO,
+            self.attr((0, "I", fd), (4, "I", 64), (8, "Q", ctypes.addressof(info))),
+        )
+        return int(struct.unpack_from("I", info, 4)[0])
+
+    def ids(self, kind: str) -> list[int]:
+        import struct  # noqa: PLC0415
+
+        out: list[int] = []
+        cur = 0
+        while True:
+            attr = self.attr((0, "I", cur))
+            try:
+                self.call(_NEXT_ID[kind], attr)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    return out
+                raise
+            cur = int(struct.unpack_from("I", attr, 4)[0])
+            out.append(cur)
+
+
+@attrs.frozen
+class BpfResult:
+    """One BPF scenario: how many ids were predicted, and the mismatches."""
+
+    kind: str
+    events: int
+    mismatches: tuple[tuple[int, int, int], ...]  # (index, kernel id, bpfns id)
+
+
+def run_bpf_scenario(kind: str, seed: int, operations: int = 200) -> BpfResult:
+    """Create and close ``kind`` objects (``map``, ``prog``, ``link``) on the live kernel.
+
+    A probe object reveals the kernel's cursor; a bpfns :class:`~bpfns.Idr` starts with
+    the kernel's live ids and that cursor, and must predict every later id. Another
+    process creating objects of the same type at the same time shows up as mismatches.
+
+    Raises:
+        RuntimeError: if :func:`unavailable` gives a reason, or bpf() is refused.
+    """
+    from ._idr import Idr  # noqa: PLC0415
+
+    reason = unavailable()
+    if reason is not None:
+        raise RuntimeError(f"the live bpf driver cannot run here: {reason}")
+    bpf = _Bpf()
+    rng = random.Random(seed)
+    fds: list[tuple[int, int, list[int]]] = []  # (id, fd, fds to close with it)
+
+    def create() -> tuple[int, list[int]]:
+        if kind == "map":
+            fd = bpf.map_create()
+            return fd, [fd]
+        if kind == "prog":
+            fd = bpf.prog_load()
+            return fd, [fd]
+        prog = bpf.prog_load(_PROG_RAW_TRACEPOINT)
+        link = bpf.link_create(prog)
+        return link, [link, prog]
+
+    try:
+        probe_fd, probe_close = create()
+        probe = bpf.info_id(probe_fd)
+        fds.append((probe, probe_fd, probe_close))
+        idr = Idr()
+        for live_id in bpf.ids(kind):
+            idr.alloc(live_id, live_id, live_id + 1)
+        idr.cursor = probe + 1
+        mismatches = []
+        events = 0
+        for index in range(operations):
+            if fds and rng.random() < 0.45:
+                gone, _, to_close = fds.pop(rng.randrange(len(fds)))
+                for fd in to_close:
+                    os.close(fd)
+                idr.remove(gone)
+                continue
+            fd, to_close = create()
+            got = bpf.info_id(fd)
+            want = idr.alloc_cyclic(got, 1, _INT_MAX)
+            events += 1
+            if got != want:
+                mismatches.append((index, got, want))
+                idr.remove(want)  # resync: the kernel's id is the truth from here on
+                idr.remove(got)
+                idr.alloc(got, got, got + 1)
+                idr.cursor = got + 1
+            fds.append((got, fd, to_close))
+    finally:
+        for _, _, to_close in fds:
+            for fd in to_close:
+                os.close(fd)
+    return BpfResult(kind, events, tuple(mismatches))
+
+
+@attrs.frozen
+class Row:
+    """One line of the ``bpfns conformance`` table."""
+
+    scenario: str
+    events: int
+    mismatches: int
+
+
+def run_table(seed: int, scenarios: int, rounds: int = 80) -> list[Row]:
+    """Run ``scenarios`` seeded pid scenarios and one BPF scenario per object type.
+
+    Raises:
+        RuntimeError: if :func:`unavailable` gives a reason.
+    """
+    rows = []
+    for i in range(scenarios):
+        steps = generate_pid_scenario(seed + i, rounds)
+        live = run_pid_scenario(steps)
+        rows.append(
+            Row(
+                f"pid seed {seed + i}", len(live), len(compare(live, simulate_pid_scenario(steps)))
+            )
+        )
+    for kind in ("map", "prog", "link"):
+        result = run_bpf_scenario(kind, seed)
+        rows.append(Row(f"bpf {kind} ids", result.events, len(result.mismatches)))
+    return rows
