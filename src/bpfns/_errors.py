@@ -51,8 +51,11 @@ class BpfnsError(OSError):
 
     @property
     def errorcode(self) -> str:
-        """The symbolic errno name, for example ``"ENOSPC"``."""
-        return _errno.errorcode.get(self.errno or 0, str(self.errno))
+        """The symbolic errno name, for example ``"ENOSPC"`` (the kernel's spelling)."""
+        code = self.errno or 0
+        if code == _errno.EOPNOTSUPP:  # Python says ENOTSUP; the kernel returns EOPNOTSUPP
+            return "EOPNOTSUPP"
+        return _errno.errorcode.get(code, str(code))
 
     def __str__(self) -> str:
         return f"[{self.errorcode}: {os.strerror(self.errno or 0)}] {self.strerror}"

@@ -216,7 +216,13 @@ class Kernel:
         del self._tasks[task.pid]
 
     def tasks(self) -> list[Task]:
-        """The live tasks, by pid."""
+        """The live tasks, by pid.
+
+        >>> k = Kernel()
+        >>> _ = k.init_task.clone()
+        >>> [t.pid for t in k.tasks()]
+        [1, 2]
+        """
         return [self._tasks[pid] for pid in sorted(self._tasks)]
 
     def find_task(self, pid: int) -> Task:
@@ -224,6 +230,9 @@ class Kernel:
 
         Raises:
             BpfnsError: ESRCH if no live task has ``pid``.
+
+        >>> Kernel().find_task(1).name
+        'init'
         """
         _check_int("pid", pid, 0, INT_MAX, "pid_t")
         task = self._tasks.get(pid)
@@ -300,7 +309,13 @@ class Kernel:
         return self._rcu.pending
 
     def namespaces(self) -> list[Namespace]:
-        """``init_ns`` and every namespace not yet freed, parents before children."""
+        """``init_ns`` and every namespace not yet freed, parents before children.
+
+        >>> k = Kernel()
+        >>> _ = k.init_ns.create_child()
+        >>> [ns.level for ns in k.namespaces()]
+        [0, 1]
+        """
         rest = sorted(self._namespaces, key=lambda ns: (ns.level, ns.inum))
         return [self.init_ns, *rest]
 
@@ -468,7 +483,14 @@ class Kernel:
     # -- invariants -----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """A :class:`Snapshot` of everything a failed call must leave unchanged."""
+        """A :class:`Snapshot` of everything a failed call must leave unchanged.
+
+        >>> k = Kernel()
+        >>> before = k.snapshot()
+        >>> k.init_ns.create_child().put()
+        >>> k.snapshot() == before, k.snapshot().inums
+        (False, ())
+        """
         rows = tuple(
             (
                 ns.inum,

@@ -390,6 +390,13 @@ class BpfCommands:
                 (D3); EMFILE if the file table is full (the program is then unloaded:
                 LOAD and UNLOAD records, ids allocated and freed, map references
                 dropped after the next grace period).
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> m = t.map_create(name="counts")
+        >>> info = t.obj_get_info_by_fd(t.prog_load(name="probe", maps=(m,)))
+        >>> info.id, info.map_ids
+        (1, (1,))
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_PROG_LOAD)"):
@@ -433,6 +440,15 @@ class BpfCommands:
         Raises:
             BpfnsError: EBADF/EINVAL for a ``prog_fd`` that is not a program; EMFILE;
                 ENOSPC/ENOMEM if the ids cannot be allocated (the fd is given back).
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> primer = t.link_prime(t.prog_load())
+        >>> t.link_get_fd_by_id(1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [EAGAIN: ...
+        >>> t.obj_get_info_by_fd(primer.settle()).id
+        1
         """
         k = self.kernel
         task = self._task()
@@ -457,6 +473,11 @@ class BpfCommands:
 
         Raises:
             BpfnsError: as :meth:`link_prime`.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.obj_get_info_by_fd(t.link_create(t.prog_load())).prog_id
+        1
         """
         return self.link_prime(prog_fd, link_type).settle()
 
@@ -467,6 +488,13 @@ class BpfCommands:
 
         Raises:
             BpfnsError: EBADF if ``fd`` is not open.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.close(t.map_create())
+        >>> t.map_get_next_id(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [ENOENT: ...
         """
         k = self.kernel
         with k._syscall(self._task(), "close"):
@@ -483,6 +511,12 @@ class BpfCommands:
         Raises:
             BpfnsError: EBADF if ``fd`` is not open; EMFILE if the receiver is full.
             TypeError, ValueError: if ``to`` is not a live Task of this Kernel.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> a, b = k.init_task.clone(CLONE_NEWBPF), k.init_task.clone(CLONE_NEWBPF)
+        >>> b.obj_get_info_by_fd(a.send_fd(a.map_create(), b)).id  # D6: a's number, in b
+        1
         """
         k = self.kernel
         with k._syscall(self._task(), "sendmsg(SCM_RIGHTS)"):
@@ -502,6 +536,13 @@ class BpfCommands:
         Raises:
             BpfnsError: EBADF/EINVAL for an fd that is not a BPF object; EPERM for a
                 path outside ``/sys/fs/bpf/``; EEXIST if the path is taken.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> fd = t.map_create()
+        >>> t.obj_pin(fd, "/sys/fs/bpf/m"); t.close(fd)
+        >>> t.map_get_next_id(0)  # the pin keeps it
+        1
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_PIN)"):
@@ -516,6 +557,12 @@ class BpfCommands:
 
         Raises:
             BpfnsError: ENOENT if nothing is pinned there; EPERM outside bpffs; EMFILE.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.obj_pin(t.map_create(name="pinned"), "/sys/fs/bpf/p")
+        >>> t.obj_get_info_by_fd(t.obj_get("/sys/fs/bpf/p")).name
+        'pinned'
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_GET)"):
@@ -530,6 +577,12 @@ class BpfCommands:
 
         Raises:
             BpfnsError: ENOENT if nothing is pinned there; EPERM outside bpffs.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> fd = t.map_create(); t.obj_pin(fd, "/sys/fs/bpf/m"); t.close(fd)
+        >>> t.unlink("/sys/fs/bpf/m"); t.kernel.bpffs.paths()
+        []
         """
         k = self.kernel
         with k._syscall(self._task(), "unlink"):
@@ -557,15 +610,35 @@ class BpfCommands:
         Raises:
             BpfnsError: EINVAL if ``start_id >= INT_MAX``; EPERM unless CAP_SYS_ADMIN,
                 or CAP_BPF in a non-init namespace (patch 11); ENOENT past the last id.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> _ = k.init_task.map_create()
+        >>> c = k.init_task.clone(CLONE_NEWBPF)
+        >>> _ = c.map_create()
+        >>> k.init_task.map_get_next_id(1), c.map_get_next_id(0)
+        (2, 1)
         """
         return self._get_next_id(ObjType.MAP, start_id)
 
     def prog_get_next_id(self, start_id: int) -> int:
-        """``BPF_PROG_GET_NEXT_ID``; see :meth:`map_get_next_id`."""
+        """``BPF_PROG_GET_NEXT_ID``; see :meth:`map_get_next_id`.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> _ = t.prog_load(); t.prog_get_next_id(0)
+        1
+        """
         return self._get_next_id(ObjType.PROG, start_id)
 
     def link_get_next_id(self, start_id: int) -> int:
-        """``BPF_LINK_GET_NEXT_ID``; see :meth:`map_get_next_id`."""
+        """``BPF_LINK_GET_NEXT_ID``; see :meth:`map_get_next_id`.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> _ = t.link_create(t.prog_load()); t.link_get_next_id(0)
+        1
+        """
         return self._get_next_id(ObjType.LINK, start_id)
 
     def _get_fd_by_id(self, type_: ObjType, id_: int, open_flags: int = 0) -> int:
@@ -599,15 +672,35 @@ class BpfCommands:
             BpfnsError: EINVAL for bad ``open_flags``; EPERM as
                 :meth:`map_get_next_id`; ENOENT if the caller's namespace has no such map
                 (lookups never leave it); EMFILE.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> _ = t.map_create(name="m")
+        >>> t.obj_get_info_by_fd(t.map_get_fd_by_id(1)).name
+        'm'
         """
         return self._get_fd_by_id(ObjType.MAP, id, open_flags)
 
     def prog_get_fd_by_id(self, id: int) -> int:
-        """``BPF_PROG_GET_FD_BY_ID``; ENOENT for id 0. See :meth:`map_get_fd_by_id`."""
+        """``BPF_PROG_GET_FD_BY_ID``; ENOENT for id 0. See :meth:`map_get_fd_by_id`.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> _ = t.prog_load(name="p")
+        >>> t.obj_get_info_by_fd(t.prog_get_fd_by_id(1)).name
+        'p'
+        """
         return self._get_fd_by_id(ObjType.PROG, id)
 
     def link_get_fd_by_id(self, id: int) -> int:
-        """``BPF_LINK_GET_FD_BY_ID``; EAGAIN for a primed link that is not settled."""
+        """``BPF_LINK_GET_FD_BY_ID``; EAGAIN for a primed link that is not settled.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> _ = t.link_create(t.prog_load())
+        >>> t.obj_get_info_by_fd(t.link_get_fd_by_id(1)).id
+        1
+        """
         return self._get_fd_by_id(ObjType.LINK, id)
 
     # -- introspection ------------------------------------------------------------------
@@ -617,6 +710,13 @@ class BpfCommands:
 
         Raises:
             BpfnsError: EBADF if ``fd`` is not open; EINVAL if it is not a BPF object.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> c = k.init_task.clone(CLONE_NEWBPF)
+        >>> _ = k.init_task.map_create()
+        >>> c.obj_get_info_by_fd(c.map_create(name="mine"))
+        MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine')
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_GET_INFO_BY_FD)"):
@@ -628,6 +728,16 @@ class BpfCommands:
         Raises:
             BpfnsError: EBADF (ENOENT in procfs) if ``owner`` has no such fd.
             TypeError, ValueError: if ``owner`` is not a live Task of this Kernel.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> _ = k.init_task.map_create()
+        >>> c = k.init_task.clone(CLONE_NEWBPF)
+        >>> fd = c.map_create()
+        >>> print(k.init_task.read_fdinfo(c, fd).splitlines()[-1].expandtabs(1))
+        map_id: 2
+        >>> print(c.read_fdinfo(c, fd).splitlines()[-1].expandtabs(1))
+        map_id: 1
         """
         k = self.kernel
         with k._syscall(self._task(), "read(/proc/pid/fdinfo)"):

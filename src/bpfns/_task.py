@@ -151,11 +151,26 @@ class Task(BpfCommands):
             raise ValueError(f"{self!r} has exited; use a live task")
 
     def capable(self, cap: Cap) -> bool:
-        """``capable(cap)``: the capability in the initial user namespace."""
+        """``capable(cap)``: the capability in the initial user namespace.
+
+        >>> from bpfns import Kernel, Cap
+        >>> Kernel().init_task.capable(Cap.CAP_BPF)
+        True
+        """
         return cap_capable(self.cred, self.kernel.init_user_ns, cap)
 
     def ns_capable(self, ns: UserNamespace, cap: Cap) -> bool:
-        """``ns_capable(ns, cap)`` (``cap_capable``, security/commoncap.c)."""
+        """``ns_capable(ns, cap)`` (``cap_capable``, security/commoncap.c).
+
+        >>> from bpfns import Kernel, Cap, CLONE_NEWUSER
+        >>> k = Kernel()
+        >>> user = k.init_task.clone(); user.set_euid(1000)
+        >>> child = user.clone(CLONE_NEWUSER)
+        >>> child.ns_capable(child.cred.user_ns, Cap.CAP_SYS_ADMIN)
+        True
+        >>> child.capable(Cap.CAP_SYS_ADMIN)
+        False
+        """
         return cap_capable(self.cred, ns, cap)
 
     def _fdget(self, fd: int) -> File:
@@ -164,7 +179,14 @@ class Task(BpfCommands):
         return self.files.get(fd)
 
     def thread_group(self) -> list[Task]:
-        """The live tasks of this task's process (``tgid``), this one included."""
+        """The live tasks of this task's process (``tgid``), this one included.
+
+        >>> from bpfns import Kernel, CLONE_THREAD, CLONE_SIGHAND, CLONE_VM
+        >>> t = Kernel().init_task.clone()
+        >>> thread = t.clone(CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)
+        >>> [x.pid for x in t.thread_group()]
+        [2, 3]
+        """
         return [t for t in self.kernel.tasks() if t.tgid == self.tgid]
 
     # -- credentials ----------------------------------------------------------------
@@ -191,6 +213,11 @@ class Task(BpfCommands):
 
         Raises:
             TypeError, ValueError: if ``euid`` is not a uid.
+
+        >>> from bpfns import Kernel, Cap
+        >>> t = Kernel().init_task.clone()
+        >>> t.set_euid(1000); t.capable(Cap.CAP_BPF)
+        False
         """
         self._require_alive()
         _check_int("euid", euid, 0, U32_MAX - 1, "uid")
@@ -363,6 +390,12 @@ class Task(BpfCommands):
         Raises:
             BpfnsError: EOPNOTSUPP, EINVAL or EBADF as above.
             ValueError: for a pidfd with flags of namespaces bpfns does not simulate.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.setns(t.open_proc_ns())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [EOPNOTSUPP: ...
         """
         k = self.kernel
         with k._syscall(self, "setns"):
@@ -396,6 +429,12 @@ class Task(BpfCommands):
 
         Raises:
             ValueError: if the task has already exited.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> t = Kernel().init_task.clone(CLONE_NEWBPF)
+        >>> ns = t.bpf_ns
+        >>> t.exit(); ns.state
+        NsState.DESTROYED
         """
         k = self.kernel
         with k._syscall(self, "exit"):
@@ -434,6 +473,13 @@ class Task(BpfCommands):
         Raises:
             BpfnsError: ESRCH if no live task has ``pid``; EMFILE if the file table is
                 full.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> t = k.init_task.clone(CLONE_NEWBPF)
+        >>> fd = k.init_task.open_proc_ns(t.pid)
+        >>> t.exit(); t.nsproxy is None, k.namespaces()[1].alive
+        (True, True)
         """
         k = self.kernel
         with k._syscall(self, "open(/proc/pid/ns/bpf)"):
@@ -456,6 +502,11 @@ class Task(BpfCommands):
         Raises:
             BpfnsError: EBADF, ENOTTY for an unknown request or a non-nsfs fd, EINVAL,
                 EPERM as above.
+
+        >>> from bpfns import Kernel, NS_GET_NSTYPE
+        >>> t = Kernel().init_task
+        >>> hex(t.ns_ioctl(t.open_proc_ns(), NS_GET_NSTYPE))
+        '0x400000000'
         """
         k = self.kernel
         with k._syscall(self, "ioctl(nsfs)"):
@@ -484,7 +535,14 @@ class Task(BpfCommands):
             return self.files.install(File(FileKind.USER_NS, ns.user_ns.get()))
 
     def pidfd_open(self, pid: int) -> int:
-        """``pidfd_open(pid)``: an fd referring to a process (for ``setns``)."""
+        """``pidfd_open(pid)``: an fd referring to a process (for ``setns``).
+
+        >>> from bpfns import Kernel
+        >>> k = Kernel()
+        >>> child = k.init_task.clone()
+        >>> k.init_task.pidfd_open(child.pid)
+        0
+        """
         k = self.kernel
         with k._syscall(self, "pidfd_open"):
             target = k.find_task(pid)
@@ -494,7 +552,12 @@ class Task(BpfCommands):
     # -- sysctl ---------------------------------------------------------------------
 
     def read_sysctl(self, name: str) -> int:
-        """Read ``/proc/sys/user/max_*_namespaces`` of this task's user namespace."""
+        """Read ``/proc/sys/user/max_*_namespaces`` of this task's user namespace.
+
+        >>> from bpfns import Kernel
+        >>> Kernel(ucount_max=7).init_task.read_sysctl("user.max_bpf_namespaces")
+        7
+        """
         return self.cred.user_ns.get_max(self._sysctl(name))
 
     def write_sysctl(self, name: str, value: int) -> None:
@@ -504,6 +567,11 @@ class Task(BpfCommands):
             BpfnsError: EPERM without CAP_SYS_RESOURCE in that user namespace; EINVAL
                 outside ``[0, INT_MAX]``.
             ValueError: for an unknown name.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.write_sysctl("user.max_bpf_namespaces", 3); t.read_sysctl("user.max_bpf_namespaces")
+        3
         """
         kind = self._sysctl(name)
         if not self.ns_capable(self.cred.user_ns, Cap.CAP_SYS_RESOURCE):

@@ -69,6 +69,10 @@ class PidKernel:
         Raises:
             BpfnsError: ENOSPC above level 32.
             TypeError, ValueError: for a namespace of another kernel or a dead one.
+
+        >>> pk = PidKernel()
+        >>> pk.create_namespace(pk.root).level
+        1
         """
         return self.core.copy_bpfns(CLONE_NEWBPF, parent.user_ns, parent)
 
@@ -78,6 +82,11 @@ class PidKernel:
         Raises:
             BpfnsError: EINVAL outside ``[301, 4194304]``.
             TypeError, ValueError: for a bad namespace or a non-int value.
+
+        >>> pk = PidKernel()
+        >>> ns = pk.create_namespace(pk.root)
+        >>> pk.set_pid_max(ns, 400); pk.pid_max(ns)
+        400
         """
         live = self.core._live_ns(ns, "set_pid_max")
         _check_int("pid_max", value, -(2**63), 2**63 - 1, "long")
@@ -90,7 +99,12 @@ class PidKernel:
         policy.pid_max = value
 
     def pid_max(self, ns: Namespace) -> int:
-        """Read ``/proc/sys/kernel/pid_max`` of ``ns``."""
+        """Read ``/proc/sys/kernel/pid_max`` of ``ns``.
+
+        >>> pk = PidKernel()
+        >>> pk.pid_max(pk.root)
+        4194304
+        """
         policy = self.core._live_ns(ns, "pid_max").policy
         assert isinstance(policy, PidPolicy)
         return policy.pid_max
@@ -101,6 +115,12 @@ class PidKernel:
         Raises:
             BpfnsError: EAGAIN if any level has no free pid below its pid_max (the
                 deeper levels' cursors stay advanced, as in the kernel).
+
+        >>> pk = PidKernel()
+        >>> ns = pk.create_namespace(pk.root)
+        >>> pk.set_pid_max(ns, 301)
+        >>> [pk.alloc_pid(ns).numbers[1].nr for _ in range(3)]
+        [1, 2, 3]
         """
         return self.core.alloc_obj_id(ns, object(), _PIDS)
 
@@ -109,10 +129,21 @@ class PidKernel:
 
         Raises:
             TypeError, ValueError: for something that is not a live pid of this model.
+
+        >>> pk = PidKernel()
+        >>> pid = pk.alloc_pid(pk.root)
+        >>> pk.free_pid(pid); pk.find_pid(pk.root, 1) is None
+        True
         """
         self.core.free_obj_id(pid, _PIDS)
 
     def find_pid(self, ns: Namespace, nr: int) -> ObjId | None:
-        """``find_pid_ns(nr, ns)``: the published pid numbered ``nr`` in ``ns``, or None."""
+        """``find_pid_ns(nr, ns)``: the published pid numbered ``nr`` in ``ns``, or None.
+
+        >>> pk = PidKernel()
+        >>> pid = pk.alloc_pid(pk.root)
+        >>> pk.find_pid(pk.root, 1) is pid
+        True
+        """
         found: ObjId | None = self.core._live_ns(ns, "find_pid").idr[_PIDS].find(nr)
         return found
