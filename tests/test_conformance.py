@@ -187,3 +187,24 @@ def test_a_concurrent_allocation_shows_up_once(monkeypatch: pytest.MonkeyPatch) 
     assert len(result.mismatches) == 1
     _, kernel_id, bpfns_id = result.mismatches[0]
     assert kernel_id == bpfns_id + 1
+
+
+@live
+def test_probe_reports_a_refused_unshare(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(conformance, "_unshare_newpid", refuse)
+    assert "unshare(CLONE_NEWPID) is refused" in (unavailable() or "")
+    monkeypatch.setattr(conformance, "unavailable", lambda: None)
+    with pytest.raises(RuntimeError, match="could not create"):
+        run_pid_scenario([])
+
+
+@live
+def test_probe_reports_a_refused_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: conformance._Bpf) -> int:
+        raise OSError(1, "bpf(0): Operation not permitted")
+
+    monkeypatch.setattr(conformance._Bpf, "map_create", refuse)
+    assert "bpf() is refused" in (unavailable() or "")

@@ -99,6 +99,27 @@ def unavailable() -> str | None:
     version = tuple(int(part) for part in release[:2] if part.isdigit())
     if version < MIN_KERNEL:
         return f"kernel {platform.release()} is older than 6.14 (no per-namespace pid_max)"
+    return _probe()
+
+
+def _probe() -> str | None:
+    """Try the two things the drivers need: unshare(CLONE_NEWPID) (in a child) and bpf()."""
+    child = os.fork()
+    if child == 0:  # pragma: no cover - child process
+        code = 1
+        try:
+            _unshare_newpid()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return "unshare(CLONE_NEWPID) is refused here (a container without CAP_SYS_ADMIN?)"
+    try:
+        bpf = _Bpf()
+        os.close(bpf.map_create())
+    except (OSError, RuntimeError) as e:
+        return f"bpf() is refused here: {e}"
     return None
 
 
@@ -419,7 +440,13 @@ def run_pid_scenario(steps: list[Step]) -> list[Event]:
             os._exit(0)
     for fd in (cmd_r, resp_w, report_w):
         os.close(fd)
-    root = next(_lines(report_r))["nspid"]
+    root = next(_lines(report_r), None)
+    if root is None:  # the launcher could not build the root namespace
+        os.waitpid(launcher, 0)
+        for fd in (cmd_w, resp_r, report_r):
+            os.close(fd)
+        raise RuntimeError("could not create the scenario's pid namespace")
+    root = root["nspid"]
     os.close(report_r)
     link = _Link(cmd_w, _lines(resp_r))
     events = [Event("fork", 0, tuple(root[offset:]))]
