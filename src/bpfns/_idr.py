@@ -218,13 +218,12 @@ class Idr:
         nextid = self._next
         if nextid > INT_MAX or nextid < start:  # (int)idr_next < start
             nextid = start
-        bits = self._bits
-        found = bits.find_free(max(nextid, self._base), max_) if max_ >= self._base else None
+        bits, base = self._bits, self._base
+        found = bits.take(nextid if nextid > base else base, max_)
         if found is None and nextid > start:
-            found = bits.find_free(max(start, self._base), max_)
+            found = bits.take(start if start > base else base, max_)
         if found is None:
             raise _enospc("idr_alloc_cyclic", start, max_)
-        bits.set(found)
         self._ptrs[found] = ptr
         self._next = (found + 1) & U32_MAX
         return found
