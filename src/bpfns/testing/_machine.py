@@ -352,39 +352,38 @@ class BpfnsMachine(RuleBasedStateMachine):
         finally:
             self.k.faults.disarm()
 
-    @rule(target=fds, map_fd=fds)
-    def prog_load(self, map_fd: FdRef) -> Any:
-        """``BPF_PROG_LOAD`` using the map behind ``map_fd``."""
-        if not self._live(map_fd) or self._file_kind(map_fd) is not FileKind.BPF_MAP:
+    def _create_holding(self, held: FdRef, kind: FileKind, t: ObjType, call: Any) -> Any:
+        """Create an object that takes a reference on the one behind ``held``."""
+        if not self._live(held) or self._file_kind(held) is not kind:
             return multiple()
-        task = map_fd.task
-        used = self._file_obj(map_fd)
-        assert used is not None
-        made = self._create(task, ObjType.PROG, lambda: task.prog_load(maps=(map_fd.fd,)))
+        task = held.task
+        target = self._file_obj(held)
+        assert target is not None
+        made = self._create(task, t, lambda: call(task, held.fd))
         if isinstance(made, FdRef):
             ref = self._file_obj(made)
             assert ref is not None
-            ref.maps.append(used)
-            self.model.get(used)
-            self._check_refs(task._fdget(map_fd.fd).obj)
+            if t is ObjType.PROG:
+                ref.maps.append(target)
+            else:
+                ref.prog = target
+            self.model.get(target)
+            self._check_refs(task._fdget(held.fd).obj)
         return made
+
+    @rule(target=fds, map_fd=fds)
+    def prog_load(self, map_fd: FdRef) -> Any:
+        """``BPF_PROG_LOAD`` using the map behind ``map_fd``."""
+        return self._create_holding(
+            map_fd, FileKind.BPF_MAP, ObjType.PROG, lambda t, fd: t.prog_load(maps=(fd,))
+        )
 
     @rule(target=fds, prog_fd=fds)
     def link_create(self, prog_fd: FdRef) -> Any:
         """``BPF_LINK_CREATE`` on the program behind ``prog_fd``."""
-        if not self._live(prog_fd) or self._file_kind(prog_fd) is not FileKind.BPF_PROG:
-            return multiple()
-        task = prog_fd.task
-        prog = self._file_obj(prog_fd)
-        assert prog is not None
-        made = self._create(task, ObjType.LINK, lambda: task.link_create(prog_fd.fd))
-        if isinstance(made, FdRef):
-            ref = self._file_obj(made)
-            assert ref is not None
-            ref.prog = prog
-            self.model.get(prog)
-            self._check_refs(task._fdget(prog_fd.fd).obj)
-        return made
+        return self._create_holding(
+            prog_fd, FileKind.BPF_PROG, ObjType.LINK, lambda t, fd: t.link_create(fd)
+        )
 
     def _file_kind(self, ref: FdRef) -> FileKind:
         return ref.task._fdget(ref.fd).kind
