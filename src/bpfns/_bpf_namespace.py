@@ -20,7 +20,7 @@ import enum
 import errno
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -165,6 +165,16 @@ class Namespace:
         from ._render import render_tree  # noqa: PLC0415 - rendering imports this module
 
         return render_tree(self)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the subtree as nested lists, with a plain-text fallback."""
+        from ._render import tree_html  # noqa: PLC0415 - rendering imports this module
+
+        return tree_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: the subtree as text."""
+        p.text(repr(self) if cycle else self.tree())
 
     def is_ancestor_of(self, other: Namespace) -> bool:
         """Whether ``self`` is ``other`` or one of its ancestors (it sees ``other``'s objects)."""

@@ -363,6 +363,16 @@ class Idr:
         assert all(self._base <= i <= U32_MAX for i in self._ptrs)
         assert 0 <= self._next <= U32_MAX
 
+    def _repr_html_(self) -> str:
+        """Notebooks: the repr and an id ruler (SVG) of the low ids."""
+        from ._render import idr_html  # noqa: PLC0415 - rendering imports this module
+
+        return idr_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: the repr."""
+        p.text(repr(self))
+
     def __repr__(self) -> str:
         shown = self.ids()
         more = "" if len(shown) <= 8 else f" ... {len(shown) - 8} more"

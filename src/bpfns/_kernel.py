@@ -160,6 +160,16 @@ class Kernel:
             f"namespaces={len(self._namespaces) + 1} step={self._step}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Notebooks: the kernel's repr and its namespace tree."""
+        from ._render import kernel_html  # noqa: PLC0415 - rendering imports this module
+
+        return kernel_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: the repr and the tree."""
+        p.text(repr(self) if cycle else f"{self!r}\n{self.init_ns.tree()}")
+
     # -- plumbing -------------------------------------------------------------------
 
     #: The ucount a new namespace is charged to (pid namespaces use their own).

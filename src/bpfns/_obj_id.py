@@ -20,7 +20,8 @@ out are "burned"), exactly as ``alloc_pid`` leaves them (kernel.md C.2 step 7).
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, NamedTuple
+from html import escape
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
@@ -166,6 +167,16 @@ class ObjId:
         from ._render import render_obj_id  # noqa: PLC0415 - rendering imports this module
 
         return render_obj_id(self)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the id at every level as an HTML table."""
+        from ._render import obj_id_html  # noqa: PLC0415 - rendering imports this module
+
+        return obj_id_html(self) if self.live else escape(repr(self))
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: the id table."""
+        p.text(self.table() if self.live and not cycle else repr(self))
 
     def __repr__(self) -> str:
         if not self.live:

@@ -7,14 +7,26 @@ indented under their parent.
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING
 
 from ._bpf_namespace import Namespace, ObjType
 
 if TYPE_CHECKING:
+    from ._idr import Idr
+    from ._kernel import Kernel
     from ._obj_id import ObjId
+    from ._task import Task
 
-__all__ = ["render_obj_id", "render_tree"]
+__all__ = [
+    "idr_html",
+    "kernel_html",
+    "obj_id_html",
+    "render_obj_id",
+    "render_tree",
+    "task_html",
+    "tree_html",
+]
 
 _INDENT = "    "
 
@@ -68,3 +80,70 @@ def render_obj_id(obj_id: ObjId) -> str:
     rows = [f"level  {'namespace':<{width}}  id"]
     rows += [f"{i:>5}  {e.ns.label():<{width}}  {e.nr:>2}" for i, e in enumerate(entries)]
     return "\n".join(rows)
+
+
+# -- HTML (notebooks) ----------------------------------------------------------------------
+
+_UL = 'style="list-style:none;margin:0;padding-left:1.4em;border-left:1px solid #9ab"'
+
+
+def _fallback(text: str) -> str:
+    """The plain-text picture, shown as is where a notebook strips styles (untrusted)."""
+    return f'<pre class="bpfns-text">{escape(text)}</pre>'
+
+
+def tree_html(root: Namespace) -> str:
+    """The tree under ``root`` as nested lists (CSS only, inline) plus a text fallback.
+
+    >>> from bpfns import Kernel
+    >>> k = Kernel()
+    >>> _ = k.init_ns.create_child(name="<a>")
+    >>> "&lt;a&gt; : level = 1" in tree_html(k.init_ns)
+    True
+    """
+
+    def node(ns: Namespace) -> str:
+        ids = _ids(ns)
+        label = f"{ns.label()} : level = {ns.level}" + (f"  ({ids})" if ids else "")
+        kids = "".join(node(child) for child in ns.children())
+        sub = f"<ul {_UL}>{kids}</ul>" if kids else ""
+        return f'<li data-inum="{ns.inum}"><code>{escape(label)}</code>{sub}</li>'
+
+    return (
+        f'<div class="bpfns-tree"><ul {_UL}>{node(root)}</ul>{_fallback(render_tree(root))}</div>'
+    )
+
+
+def obj_id_html(obj_id: ObjId) -> str:
+    """An ObjId's numbers as an HTML table (level, namespace, id)."""
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(e.ns.label())}</td><td>{e.nr}</td></tr>"
+        for i, e in enumerate(obj_id.numbers)
+    )
+    head = "<tr><th>level</th><th>namespace</th><th>id</th></tr>"
+    return f'<table class="bpfns-objid">{head}{rows}</table>'
+
+
+def task_html(task: Task) -> str:
+    """A task: pid, euid, namespace, and its open files."""
+    files = task.files.items() if task.files is not None else iter(())
+    rows = "".join(
+        f"<tr><td>{fd}</td><td>{escape(f.kind.value)}</td><td>{escape(repr(f.obj))}</td></tr>"
+        for fd, f in files
+    )
+    head = f"<p><code>{escape(repr(task))}</code></p>"
+    return f'<div class="bpfns-task">{head}<table>{rows}</table></div>'
+
+
+def idr_html(idr: Idr, end: int = 64) -> str:
+    """An Idr: its repr and, for ids below ``end``, the id ruler (SVG)."""
+    from ._svg import ruler_svg  # noqa: PLC0415 - the SVG module imports this one's types
+
+    shown = min(max(end, idr.cursor, *(idr.ids()[-1:] or [0])) + 1, 4096)
+    return f'<div class="bpfns-idr">{_fallback(repr(idr))}{ruler_svg(idr, shown)}</div>'
+
+
+def kernel_html(k: Kernel) -> str:
+    """A kernel: its repr and its namespace tree."""
+    head = f"<p><code>{escape(repr(k))}</code></p>"
+    return f'<div class="bpfns-kernel">{head}{tree_html(k.init_ns)}</div>'

@@ -17,7 +17,7 @@ its BPF namespace (per task, like the network namespace: rfc.md 2.1), and a file
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -132,6 +132,18 @@ class Task(BpfCommands):
         where = "exited" if self.nsproxy is None else self.nsproxy.bpf_ns.label()
         name = f" {self.name!r}" if self.name else ""
         return f"<Task pid={self.pid}{name} euid={self.cred.euid} bpf_ns={where}>"
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the task and its open files."""
+        from ._render import task_html  # noqa: PLC0415 - rendering imports this module
+
+        return task_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: the task and its open files."""
+        files = [] if cycle or self.files is None else list(self.files.items())
+        lines = [repr(self), *(f"  fd {fd}: {f.kind.value} {f.obj!r}" for fd, f in files)]
+        p.text("\n".join(lines))
 
     # -- helpers --------------------------------------------------------------------
 
