@@ -25,6 +25,23 @@ from ._bpf_namespace import (
     NsState,
     ObjType,
 )
+from ._bpf_object import (
+    BPF_F_RDONLY,
+    BPF_F_WRONLY,
+    BPF_LINK_TYPE_PERF_EVENT,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_HASH,
+    BPF_PROG_TYPE_KPROBE,
+    AuditRecord,
+    BpfLink,
+    BpfMap,
+    BpfObject,
+    BpfProg,
+    LinkInfo,
+    LinkPrimer,
+    MapInfo,
+    ProgInfo,
+)
 from ._bpffs import BPFFS_ROOT
 from ._capability import Cap, Cred
 from ._errors import (
@@ -42,23 +59,6 @@ from ._idr import INT_MAX, U32_MAX, Ida, Idr, c_int
 from ._kernel import Kernel, Snapshot
 from ._obj_id import ObjId, ObjIdEntry
 from ._sanitizer import BugKind, Report
-from ._syscall import (
-    BPF_F_RDONLY,
-    BPF_F_WRONLY,
-    BPF_LINK_TYPE_PERF_EVENT,
-    BPF_MAP_TYPE_ARRAY,
-    BPF_MAP_TYPE_HASH,
-    BPF_PROG_TYPE_KPROBE,
-    AuditRecord,
-    BpfLink,
-    BpfMap,
-    BpfObject,
-    BpfProg,
-    LinkInfo,
-    LinkPrimer,
-    MapInfo,
-    ProgInfo,
-)
 from ._task import (
     CLONE_FILES,
     CLONE_NEWUSER,

@@ -16,8 +16,8 @@ import attrs
 from ._errors import BpfnsError
 
 if TYPE_CHECKING:
+    from ._bpf_object import BpfObject
     from ._kernel import Kernel
-    from ._syscall import BpfObject
 
 __all__ = ["BPFFS_ROOT", "Bpffs"]
 

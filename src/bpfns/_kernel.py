@@ -22,6 +22,7 @@ from ._bpf_namespace import (
     ObjType,
     create_bpf_namespace,
 )
+from ._bpf_object import AuditRecord, BpfObject, check_objects
 from ._bpffs import Bpffs
 from ._capability import ALL_CAPS, Cred
 from ._errors import BpfnsError, InvariantViolation
@@ -33,7 +34,7 @@ from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache
-from ._syscall import AuditRecord, BpfObject, check_objects, vnr_namespace
+from ._syscall import vnr_namespace
 from ._task import Nsproxy, Task, check_tasks
 from ._ucount import (
     DEFAULT_INIT_UCOUNT_MAX,

@@ -18,243 +18,40 @@ Names follow libbpf (``bpf_map_create``, ``bpf_prog_load``, ``bpf_link_create``,
 from __future__ import annotations
 
 import errno
-from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
-
-import attrs
+from typing import TYPE_CHECKING
 
 from ._bpf_namespace import Namespace, ObjType
+from ._bpf_object import (
+    _KIND_OF,
+    BPF_F_RDONLY,
+    BPF_F_WRONLY,
+    BPF_LINK_TYPE_PERF_EVENT,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_OBJ_NAME_LEN,
+    BPF_PROG_TYPE_KPROBE,
+    BpfLink,
+    BpfMap,
+    BpfObject,
+    BpfProg,
+    LinkInfo,
+    LinkPrimer,
+    MapInfo,
+    ProgInfo,
+    object_info,
+)
 from ._capability import Cap, Cred
 from ._errors import BpfnsError
 from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, U32_MAX, _check_int
-from ._obj_id import ObjId, alloc_obj_id, free_obj_id
+from ._obj_id import alloc_obj_id
 from ._sanitizer import BugKind
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
     from ._task import Nsproxy, Task
 
-__all__ = [
-    "AuditRecord",
-    "BpfCommands",
-    "BpfLink",
-    "BpfMap",
-    "BpfObject",
-    "BpfProg",
-    "LinkInfo",
-    "LinkPrimer",
-    "MapInfo",
-    "ProgInfo",
-]
-
-BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_ARRAY = 2
-BPF_PROG_TYPE_KPROBE = 2
-BPF_LINK_TYPE_PERF_EVENT = 7
-BPF_F_RDONLY = 1 << 3
-BPF_F_WRONLY = 1 << 4
-BPF_OBJ_NAME_LEN = 16
-
-_KIND_OF = {ObjType.MAP: FileKind.BPF_MAP, ObjType.PROG: FileKind.BPF_PROG}
-_KIND_OF[ObjType.LINK] = FileKind.BPF_LINK
-
-
-# -- objects --------------------------------------------------------------------------
-
-
-@attrs.define(eq=False, repr=False)
-class BpfObject:
-    """What maps, programs and links share: ids and a reference count.
-
-    Attributes:
-        id: ``map->id`` / ``prog->aux->id`` / ``link->id``: the level-0 id, 0 once freed
-            (and, for a link, until it is settled).
-        obj_id: the :class:`bpfns.ObjId` record, None once freed.
-        refcnt: the reference count.
-        holders: who holds the references (files, pins, programs, links).
-    """
-
-    TYPE: ClassVar[ObjType]
-    kernel: Kernel
-    name: str
-    id: int = 0
-    obj_id: ObjId | None = None
-    refcnt: int = 0
-    holders: Counter[str] = attrs.field(factory=Counter)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} id={self.id} refcnt={self.refcnt}>"
-
-    @property
-    def live(self) -> bool:
-        """Whether references remain."""
-        return self.refcnt > 0
-
-    def _get(self, holder: str) -> None:
-        self.refcnt += 1
-        self.holders[holder] += 1
-
-    def _put(self, k: Kernel, holder: str) -> None:
-        self.holders[holder] -= 1
-        self.refcnt -= 1
-        if not self.refcnt:
-            self._free(k)
-
-    def _free_id(self, k: Kernel) -> None:
-        """``if (x->id) { bpf_free_obj_id(x->obj_id, type); x->id = 0; }`` (patch 05).
-
-        bpfns has no path that frees an object without ids (the offload path of D5 is
-        not modelled), so the test always holds here.
-        """
-        assert self.id
-        assert self.obj_id is not None
-        free_obj_id(k, self.obj_id, self.TYPE)
-        self.id = 0
-        self.obj_id = None
-
-    def _free(self, k: Kernel) -> None:
-        self._free_id(k)
-        k._bpf_objects.discard(self)
-
-
-@attrs.define(eq=False, repr=False)
-class BpfMap(BpfObject):
-    """``struct bpf_map``."""
-
-    TYPE: ClassVar[ObjType] = ObjType.MAP
-    map_type: int = BPF_MAP_TYPE_ARRAY
-    key_size: int = 4
-    value_size: int = 4
-    max_entries: int = 1
-
-
-@attrs.define(eq=False, repr=False)
-class BpfProg(BpfObject):
-    """``struct bpf_prog`` with its ``aux``: type, used maps, creator."""
-
-    TYPE: ClassVar[ObjType] = ObjType.PROG
-    prog_type: int = BPF_PROG_TYPE_KPROBE
-    used_maps: tuple[BpfMap, ...] = ()
-    created_by_uid: int = 0
-
-    def _free(self, k: Kernel) -> None:
-        """``bpf_prog_put_deferred``: audit UNLOAD, free the ids, RCU-free the prog."""
-        k._audit(self, "UNLOAD")
-        self._free_id(k)
-        k._rcu.call_rcu(lambda: self._free_rcu(k), f"bpf_prog_free({self.name})")
-
-    def _free_rcu(self, k: Kernel) -> None:
-        """After the grace period: ``free_used_maps``."""
-        for m in self.used_maps:
-            m._put(k, "prog")
-        k._bpf_objects.discard(self)
-
-
-@attrs.define(eq=False, repr=False)
-class BpfLink(BpfObject):
-    """``struct bpf_link``: holds a reference on its program."""
-
-    TYPE: ClassVar[ObjType] = ObjType.LINK
-    prog: BpfProg | None = None
-    link_type: int = BPF_LINK_TYPE_PERF_EVENT
-
-    def _free(self, k: Kernel) -> None:
-        """``bpf_link_free``: free the ids, then release the program."""
-        super()._free(k)
-        assert self.prog is not None
-        self.prog._put(k, "link")
-
-
-# -- records returned to userspace ----------------------------------------------------
-
-
-@attrs.frozen
-class MapInfo:
-    """``struct bpf_map_info`` (the fields bpfns models); ``id`` is ``vnr``."""
-
-    id: int
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    name: str
-
-
-@attrs.frozen
-class ProgInfo:
-    """``struct bpf_prog_info``; ``id`` and every ``map_ids`` entry are ``vnr``."""
-
-    id: int
-    type: int
-    name: str
-    map_ids: tuple[int, ...]
-    created_by_uid: int
-
-
-@attrs.frozen
-class LinkInfo:
-    """``struct bpf_link_info``; ``id`` and ``prog_id`` are ``vnr``."""
-
-    id: int
-    type: int
-    prog_id: int
-
-
-@attrs.frozen
-class AuditRecord:
-    """An ``AUDIT_BPF`` record: ``prog-id=<vnr> op=LOAD|UNLOAD`` (rfc.md 2.5).
-
-    ``pid`` is the task that ran the code (the loader, or the last releaser).
-    """
-
-    op: str
-    prog_id: int
-    pid: int
-
-
-@attrs.define(eq=False)
-class LinkPrimer:
-    """``struct bpf_link_primer`` between :meth:`BpfCommands.link_prime` and settle."""
-
-    task: Task
-    link: BpfLink
-    fd: int
-    id: int
-    obj_id: ObjId
-    done: bool = False
-
-    def settle(self) -> int:
-        """``bpf_link_settle``: publish ``link->id`` and install the fd; returns the fd.
-
-        Raises:
-            ValueError: if the primer was already settled or cleaned up.
-        """
-        self._finish("settle")
-        self.link.id, self.link.obj_id = self.id, self.obj_id
-        assert self.task.files is not None
-        self.task.files.fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
-        return self.fd
-
-    def cleanup(self) -> None:
-        """``bpf_link_cleanup``: attachment failed; free the id, the fd and the link."""
-        self._finish("cleanup")
-        k = self.link.kernel
-        with k._syscall(self.task, "bpf_link_cleanup"):
-            free_obj_id(k, self.obj_id, ObjType.LINK)
-            assert self.task.files is not None
-            self.task.files.put_unused(self.fd)
-            self.link.holders["file"] = 0
-            self.link.refcnt = 0
-            k._bpf_objects.discard(self.link)
-            assert self.link.prog is not None
-            self.link.prog._put(k, "link")
-
-    def _finish(self, what: str) -> None:
-        if self.done:
-            raise ValueError(f"LinkPrimer.{what}: this link was already settled or cleaned up")
-        self.done = True
+__all__ = ["BpfCommands", "vnr_namespace"]
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -720,7 +517,7 @@ class BpfCommands:
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_GET_INFO_BY_FD)"):
-            return _info(k, self._bpf_file(fd).obj)
+            return object_info(k, self._bpf_file(fd).obj)
 
     def read_fdinfo(self, owner: Task, fd: int) -> str:
         """Read ``/proc/<owner>/fdinfo/<fd>``: ids are ``vnr`` in the **reader's** namespace.
@@ -753,19 +550,6 @@ def _check_name(name: str) -> None:
             errno.EINVAL,
             f"name {name!r}: at most 15 characters from [A-Za-z0-9_.] (BPF_OBJ_NAME_LEN)",
         )
-
-
-def _info(k: Kernel, obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
-    if isinstance(obj, BpfMap):
-        return MapInfo(
-            k._vnr(obj), obj.map_type, obj.key_size, obj.value_size, obj.max_entries, obj.name
-        )
-    if isinstance(obj, BpfProg):
-        map_ids = tuple(k._vnr(m) for m in obj.used_maps)
-        return ProgInfo(k._vnr(obj), obj.prog_type, obj.name, map_ids, obj.created_by_uid)
-    assert isinstance(obj, BpfLink)
-    assert obj.prog is not None
-    return LinkInfo(k._vnr(obj), obj.link_type, k._vnr(obj.prog))
 
 
 def _fdinfo(k: Kernel, file: File) -> str:
@@ -810,56 +594,3 @@ def vnr_namespace(k: Kernel, what: str) -> Namespace | None:
         k._step,
     )
     return None
-
-
-def _expected_holders(k: Kernel) -> dict[int, Counter[str]]:
-    """Count, from the world, who holds a reference on each BPF object."""
-    from ._errors import InvariantViolation  # noqa: PLC0415 - errors import nothing back
-
-    expected: dict[int, Counter[str]] = {id(obj): Counter() for obj in k._bpf_objects}
-    held = [f.obj for f in k._open_files() if f.kind in _KIND_OF.values()]
-    for obj in [*held, *k.bpffs.objects()]:
-        if id(obj) not in expected:
-            raise InvariantViolation("referenced objects are live", f"{obj!r} was forgotten")
-    for obj in held:
-        expected[id(obj)]["file"] += 1
-    for obj in k.bpffs.objects():
-        expected[id(obj)]["pin"] += 1
-    for obj in k._bpf_objects:
-        if isinstance(obj, BpfProg):
-            for m in obj.used_maps:
-                expected[id(m)]["prog"] += 1
-        elif isinstance(obj, BpfLink) and obj.refcnt:
-            assert obj.prog is not None
-            expected[id(obj.prog)]["link"] += 1
-            if not obj.id:  # primed, not settled: the primer's anon file
-                expected[id(obj)]["file"] += 1
-    return expected
-
-
-def check_objects(k: Kernel) -> None:
-    """Invariants of BPF objects: refcounts equal holders, ids match their records."""
-    from ._errors import InvariantViolation  # noqa: PLC0415 - errors import nothing back
-
-    expected = _expected_holders(k)
-    for obj in k._bpf_objects:
-        got = +obj.holders
-        if got != +expected[id(obj)] or obj.refcnt != sum(got.values()):
-            raise InvariantViolation(
-                "object refcounts equal their holders",
-                f"{obj!r}: counted {dict(got)}, found {dict(+expected[id(obj)])}",
-            )
-        if not obj.refcnt or (isinstance(obj, BpfLink) and not obj.id):
-            continue  # freed (RCU pending) or a primed link: no published id
-        rec = obj.obj_id
-        if rec is None or rec.obj is not obj or not rec.live or obj.id != rec.nr():
-            raise InvariantViolation(
-                "objects own their ids", f"{obj!r}: id record {rec!r} does not match"
-            )
-    for ns in k.namespaces():
-        for type_ in ObjType:
-            for nr, handle in ns.idr[type_]:
-                if isinstance(handle.obj, BpfObject) and handle.obj not in k._bpf_objects:
-                    raise InvariantViolation(
-                        "ids belong to live objects", f"{ns.label()} {type_.name} {nr}"
-                    )

@@ -23,7 +23,7 @@ import attrs
 
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, create_bpf_namespace
 from ._capability import ALL_CAPS, Cap, Cred, cap_capable
-from ._errors import BpfnsError
+from ._errors import BpfnsError, InvariantViolation
 from ._files import FdTable, File, FileKind
 from ._idr import U32_MAX, _check_int, c_int
 from ._sanitizer import BugKind
@@ -602,8 +602,6 @@ class Task(BpfCommands):
 
 def check_tasks(k: Kernel) -> None:
     """Invariants of tasks, nsproxies and file tables; raises InvariantViolation."""
-    from ._errors import InvariantViolation  # noqa: PLC0415 - errors import nothing back
-
     tasks = k.tasks()
     nsproxy_users: dict[int, int] = {}
     table_users: dict[int, int] = {}

@@ -40,11 +40,11 @@ from hypothesis.stateful import (
 
 from .._behavior import FIXED, Behavior
 from .._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
+from .._bpf_object import BpfObject
 from .._errors import BpfnsError, InvariantViolation
 from .._fault import FaultSite
 from .._files import FileKind
 from .._kernel import Kernel
-from .._syscall import BpfObject
 from .._task import Task
 from .._ucount import UcountType
 from ._model import RefModel, RefNs, RefObj
