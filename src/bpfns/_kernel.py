@@ -5,9 +5,7 @@ Every piece of mutable state lives in a Kernel instance; two Kernels share nothi
 
 from __future__ import annotations
 
-import contextlib
 import errno
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -79,6 +77,22 @@ class Snapshot:
             (*row[:5], tuple((None, ids) for _, ids in row[5])) for row in self.namespaces
         )
         return attrs.evolve(self, namespaces=rows)
+
+
+class _Current:
+    """The context of one syscall: sets ``current`` and restores the caller's."""
+
+    __slots__ = ("kernel", "previous", "task")
+
+    def __init__(self, kernel: Kernel, task: Task) -> None:
+        self.kernel, self.task = kernel, task
+        self.previous: Task | None = None
+
+    def __enter__(self) -> None:
+        self.previous, self.kernel._current = self.kernel._current, self.task
+
+    def __exit__(self, *exc: object) -> None:
+        self.kernel._current = self.previous
 
 
 @attrs.define(eq=False, repr=False)
@@ -259,17 +273,16 @@ class Kernel:
         task._require_alive()
         return task
 
-    @contextlib.contextmanager
-    def _syscall(self, task: Task, name: str) -> Iterator[None]:
-        """Run kernel code as ``current = task`` (one step of the operation counter)."""
+    def _syscall(self, task: Task, name: str) -> _Current:
+        """Run kernel code as ``current = task`` (one step of the operation counter).
+
+        Use as ``with k._syscall(task, "bpf(...)"):``; a plain class, not a generator,
+        because every syscall of every fuzz step enters it.
+        """
         if not task.alive:
             raise ValueError(f"{name}: {task!r} has exited; use a live task")
-        previous, self._current = self._current, task
         self._step += 1
-        try:
-            yield
-        finally:
-            self._current = previous
+        return _Current(self, task)
 
     def _vnr(self, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
         """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8).

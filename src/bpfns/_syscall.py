@@ -1,4 +1,7 @@
-"""kernel/bpf/syscall.c after RFC patches 05 and 08-11: BPF objects and the bpf() commands.
+"""kernel/bpf/syscall.c after RFC patches 05 and 08-11: the bpf() commands.
+
+The objects themselves (maps, programs, links and their refcounts) are in
+:mod:`bpfns._bpf_object`.
 
 Specification: rfc.md 2.3 ("Callers"), 2.5 (what userspace sees) and the defects D3, D8.
 Names follow libbpf (``bpf_map_create``, ``bpf_prog_load``, ``bpf_link_create``, ...).

@@ -30,6 +30,7 @@ import os
 import platform
 import random
 import signal
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -499,8 +500,6 @@ class _Bpf:
 
     @staticmethod
     def attr(*fields: tuple[int, str, int]) -> ctypes.Array[ctypes.c_char]:
-        import struct  # noqa: PLC0415
-
         buf = ctypes.create_string_buffer(256)
         for offset, fmt, value in fields:
             struct.pack_into(fmt, buf, offset, value)
@@ -531,8 +530,6 @@ class _Bpf:
         )
 
     def info_id(self, fd: int) -> int:
-        import struct  # noqa: PLC0415
-
         info = ctypes.create_string_buffer(256)
         self.call(
             _GET_INFO,
@@ -541,8 +538,6 @@ class _Bpf:
         return int(struct.unpack_from("I", info, 4)[0])
 
     def ids(self, kind: str) -> list[int]:
-        import struct  # noqa: PLC0415
-
         out: list[int] = []
         cur = 0
         while True:
