@@ -20,7 +20,7 @@ import enum
 import errno
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -29,6 +29,7 @@ from ._fault import FaultSite
 from ._idr import Idr
 from ._policy import ObjIdPolicy, PidPolicy
 from ._slab import KmemCache, Slot
+from ._trace import NsDestroyed, NsFreed, Tracer, traced
 from ._ucount import UserNamespace, dec_ucount, inc_ucount
 
 if TYPE_CHECKING:
@@ -120,6 +121,11 @@ class Namespace:
     _slot: Slot | None = None
     #: Shadow accounting (not in the kernel): who holds the references.
     _holders: Counter[str] = attrs.field(factory=Counter)
+    _trace_kind: ClassVar[str] = "ns"
+
+    @property
+    def _tracer(self) -> Tracer | None:
+        return self.kernel._tracer
 
     # -- views ----------------------------------------------------------------------
 
@@ -204,6 +210,7 @@ class Namespace:
                 "Use a namespace you still hold a reference to."
             )
 
+    @traced
     def get(self) -> Namespace:
         """``get_bpfns``: take a reference (a no-op on init) and return ``self``.
 
@@ -224,6 +231,7 @@ class Namespace:
             self._count += 1
             self._holders[holder] += 1
 
+    @traced
     def put(self) -> None:
         """``put_bpfns``: drop a reference taken by :meth:`get` or by creation.
 
@@ -269,6 +277,8 @@ class Namespace:
         """``destroy_bpf_namespace``: free the inum, destroy the IDRs, queue the free."""
         k = self.kernel
         self._state = NsState.DESTROYED
+        if k._tracer is not None:
+            k._tracer.emit(NsDestroyed(k._tracer.step, k._tracer.ref(self)))
         k._inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
         for idr in self.idr:
             idr.destroy()
@@ -280,9 +290,13 @@ class Namespace:
         dec_ucount(self._ucounts, self.kernel._ns_ucount)
         self.user_ns.put()
         self._state = NsState.FREED
+        tracer = self.kernel._tracer
+        if tracer is not None:
+            tracer.emit(NsFreed(tracer.step, tracer.ref(self)))
         self.kernel._ns_cache.free(self._slot)
         self.kernel._namespaces.remove(self)
 
+    @traced
     def create_child(
         self, user_ns: UserNamespace | None = None, *, euid: int = 0, name: str | None = None
     ) -> Namespace:
@@ -396,4 +410,6 @@ def _alloc_namespace(
     parent._get("child")
     user_ns.get()
     k._namespaces.add(ns)
+    if k._tracer is not None:
+        k._tracer.ns_created(ns)
     return ns

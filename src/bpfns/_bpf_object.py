@@ -19,6 +19,7 @@ from ._bpf_namespace import ObjType
 from ._errors import InvariantViolation
 from ._files import File, FileKind
 from ._obj_id import ObjId, free_obj_id
+from ._trace import Tracer, traced
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -213,7 +214,13 @@ class LinkPrimer:
     id: int
     obj_id: ObjId
     done: bool = False
+    _trace_kind: ClassVar[str] = "primer"
 
+    @property
+    def _tracer(self) -> Tracer | None:
+        return self.link.kernel._tracer
+
+    @traced
     def settle(self) -> int:
         """``bpf_link_settle``: publish ``link->id`` and install the fd; returns the fd.
 
@@ -226,6 +233,7 @@ class LinkPrimer:
         self.task.files.fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
         return self.fd
 
+    @traced
     def cleanup(self) -> None:
         """``bpf_link_cleanup``: attachment failed; free the id, the fd and the link."""
         self._finish("cleanup")

@@ -12,8 +12,11 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterable
+from typing import ClassVar
 
 import attrs
+
+from ._trace import FaultInjected, Tracer, traced
 
 __all__ = ["FaultInjector", "FaultSite"]
 
@@ -49,6 +52,8 @@ class FaultInjector:
     _rng: random.Random | None = attrs.field(default=None, init=False)
     _probability: float = attrs.field(default=0.0, init=False)
     injected: list[FaultSite] = attrs.field(factory=list, init=False)
+    _tracer: Tracer | None = attrs.field(default=None, init=False, repr=False)
+    _trace_kind: ClassVar[str] = "faults"
 
     @staticmethod
     def _site_set(sites: Iterable[FaultSite] | None) -> frozenset[FaultSite] | None:
@@ -57,6 +62,7 @@ class FaultInjector:
             raise TypeError("sites must be FaultSite members, e.g. FaultSite.INUM")
         return chosen
 
+    @traced
     def fail_nth(self, n: int, sites: Iterable[FaultSite] | None = None) -> None:
         """Fail the ``n``-th allocation from now (1 = the next), once.
 
@@ -71,6 +77,7 @@ class FaultInjector:
         chosen = self._site_set(sites)
         self.armed, self._countdown, self._sites, self._rng = True, n, chosen, None
 
+    @traced
     def fail_randomly(
         self, probability: float, sites: Iterable[FaultSite] | None = None, seed: int = 0
     ) -> None:
@@ -94,6 +101,7 @@ class FaultInjector:
         self.armed, self._sites, self._probability = True, chosen, probability
         self._rng = random.Random(seed)
 
+    @traced
     def disarm(self) -> None:
         """Cancel :meth:`fail_nth` or :meth:`fail_randomly`."""
         self.armed = False
@@ -117,4 +125,6 @@ class FaultInjector:
                 return False
             self.armed = False
         self.injected.append(site)
+        if self._tracer is not None:
+            self._tracer.emit(FaultInjected(self._tracer.step, site.name))
         return True

@@ -6,7 +6,7 @@ Every piece of mutable state lives in a Kernel instance; two Kernels share nothi
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -34,6 +34,7 @@ from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache
 from ._syscall import vnr_namespace
 from ._task import Nsproxy, Task, check_tasks
+from ._trace import TaskCreated, Trace, Tracer, replayable, traced
 from ._ucount import (
     DEFAULT_INIT_UCOUNT_MAX,
     Ucounts,
@@ -110,6 +111,8 @@ class Kernel:
             memory bug, or ``"record"`` it and go on as the C code would.
         ucount_max: the initial ``max_*_namespaces`` limits of ``init_user_ns``
             (the kernel uses ``max_threads / 2``).
+        trace: record every action as an event in :attr:`trace` (off by default: a
+            kernel without tracing keeps nothing and pays one test per action).
 
     >>> k = Kernel()
     >>> child = k.init_ns.create_child()
@@ -118,11 +121,14 @@ class Kernel:
     [(0, 1), (1, 1)]
     """
 
+    _trace_kind: ClassVar[str] = "kernel"
     behavior: Behavior = attrs.field(default=RFC)
     id_end: int = attrs.field(default=INT_MAX, kw_only=True)
     max_level: int = attrs.field(default=MAX_BPF_NS_LEVEL, kw_only=True)
     on_bug: OnBug = attrs.field(default="raise", kw_only=True)
     ucount_max: int = attrs.field(default=DEFAULT_INIT_UCOUNT_MAX, kw_only=True)
+    _trace_on: bool = attrs.field(default=False, kw_only=True, alias="trace", repr=False)
+    _tracer: Tracer | None = attrs.field(init=False, default=None, repr=False)
 
     faults: FaultInjector = attrs.field(init=False, factory=FaultInjector)
     init_user_ns: UserNamespace = attrs.field(init=False)
@@ -150,8 +156,13 @@ class Kernel:
         _check_int("id_end", self.id_end, 2, INT_MAX, "int")
         _check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
         _check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
-        self._sanitizer = Sanitizer(self.on_bug)
+        if not isinstance(self._trace_on, bool):
+            raise TypeError(f"trace must be True or False, not {self._trace_on!r}")
+        tracer = self._tracer = Tracer() if self._trace_on else None
+        self._sanitizer = Sanitizer(self.on_bug, tracer=tracer)
+        self.faults._tracer = self._rcu.tracer = tracer
         self.init_user_ns = new_init_user_ns(self.ucount_max)
+        self.init_user_ns._tracer = tracer
         self._ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
         self.init_ns = Namespace(
             kernel=self,
@@ -165,6 +176,10 @@ class Kernel:
             name=None,
         )
         self.bpffs = Bpffs(self)
+        if tracer is not None:
+            tracer.ref(self)
+            tracer.ref(self.faults)
+            tracer.kernel_created(self)
         init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
         self.init_task = self._new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
 
@@ -233,6 +248,8 @@ class Kernel:
         task.pid = self._pid_idr._alloc_cyclic(task, 1, PID_MAX_LIMIT - 1)
         task.tgid = tgid or task.pid
         self._tasks[task.pid] = task
+        if self._tracer is not None:
+            self._tracer.emit(TaskCreated(self._tracer.step, self._tracer.ref(task), task.pid))
         return task
 
     def _release_task(self, task: Task) -> None:
@@ -318,6 +335,21 @@ class Kernel:
         return self._step
 
     @property
+    def trace(self) -> Trace:
+        """The recorded events (see :mod:`bpfns` tracing and :func:`bpfns.replay`).
+
+        Raises:
+            ValueError: if this kernel was built without ``trace=True``.
+
+        >>> k = Kernel(trace=True)
+        >>> k.trace[0].kind, k.trace[1].kind
+        ('kernel', 'ns_created')
+        """
+        if self._tracer is None:
+            raise ValueError("this Kernel does not trace; build it with Kernel(trace=True)")
+        return self._tracer.trace
+
+    @property
     def reports(self) -> list[Report]:
         """Every sanitizer :class:`bpfns.Report`, oldest first (kept with tracing off)."""
         return self._sanitizer.reports
@@ -345,6 +377,7 @@ class Kernel:
 
     # -- namespaces -----------------------------------------------------------------
 
+    @traced
     def copy_bpfns(
         self,
         flags: int,
@@ -391,6 +424,7 @@ class Kernel:
 
     # -- object ids -----------------------------------------------------------------
 
+    @replayable
     def alloc_obj_id(self, ns: Namespace, obj: object, type: ObjType) -> ObjId:
         """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
 
@@ -418,6 +452,9 @@ class Kernel:
         Traceback (most recent call last):
         bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
         """
+        tracer = self._tracer
+        if tracer is not None and not tracer.depth:
+            return tracer.call(Kernel.alloc_obj_id, self, (ns, obj, type), {})
         live = self._live_ns(ns, "alloc_obj_id")
         type_ = self._obj_type(type)
         if obj is None:
@@ -425,6 +462,7 @@ class Kernel:
         self._step += 1
         return alloc_obj_id(self, live, obj, type_)
 
+    @replayable
     def free_obj_id(self, obj_id: ObjId, type: ObjType) -> None:
         """``bpf_free_obj_id``: remove every id of ``obj_id``, deepest first, and free it.
 
@@ -444,6 +482,10 @@ class Kernel:
         >>> k.init_ns.idr[ObjType.MAP].is_empty()
         True
         """
+        tracer = self._tracer
+        if tracer is not None and not tracer.depth:
+            tracer.call(Kernel.free_obj_id, self, (obj_id, type), {})
+            return
         if not isinstance(obj_id, ObjId):
             raise TypeError(
                 f"free_obj_id: expected a bpfns.ObjId, got {obj_id.__class__.__name__}"
@@ -460,6 +502,7 @@ class Kernel:
         self._step += 1
         free_obj_id(self, obj_id, type_)
 
+    @traced
     def translate(self, type: ObjType, nr: int, from_ns: Namespace, to_ns: Namespace) -> int:
         """The id that the object numbered ``nr`` in ``from_ns`` has in ``to_ns``.
 
@@ -491,6 +534,7 @@ class Kernel:
 
     # -- RCU ------------------------------------------------------------------------
 
+    @traced
     def synchronize_rcu(self) -> int:
         """``synchronize_rcu``: end a grace period and run the queued callbacks.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import errno
 from html import escape
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 
@@ -30,6 +30,7 @@ from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._sanitizer import BugKind
 from ._slab import Slot
+from ._trace import IdAlloc, IdFree, Rollback, Tracer, traced
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -75,6 +76,11 @@ class ObjId:
     _gen: int
     type: ObjType
     obj: object
+    _trace_kind: ClassVar[str] = "oid"
+
+    @property
+    def _tracer(self) -> Tracer | None:
+        return self._kernel._tracer
 
     @property
     def live(self) -> bool:
@@ -123,6 +129,7 @@ class ObjId:
         entry: ObjIdEntry = self._mem("bpf_obj_id_nr").mem[0]
         return entry.nr
 
+    @traced
     def nr_ns(self, ns: Namespace) -> int:
         """``bpf_obj_id_nr_ns``: the id as seen from ``ns``, 0 if not visible there.
 
@@ -216,9 +223,14 @@ def _ns_memory(k: Kernel, ns: Namespace, access: str, where: str) -> Namespace |
     return target
 
 
-def _remove_id(k: Kernel, entry: ObjIdEntry, type_: ObjType, where: str) -> None:
-    """``idr_remove(&entry.ns->idr[type], entry.nr)`` with the D2 check."""
+def _remove_id(k: Kernel, slot: Slot, level: int, type_: ObjType, where: str) -> None:
+    """``idr_remove(&numbers[level].ns->idr[type], numbers[level].nr)``, D2 checked."""
+    entry: ObjIdEntry = slot.mem[level]
     ns = entry.ns
+    tracer = k._tracer
+    if tracer is not None:
+        oid = tracer.ref(slot.owner)
+        tracer.emit(IdFree(tracer.step, oid, type_.name, level, tracer.ref(ns), entry.nr))
     if ns._state is not NsState.ALIVE:
         target = _ns_memory(k, ns, f"idr_remove(idr[{type_.name}], {entry.nr})", where)
         if target is None:
@@ -242,15 +254,21 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
     mem = slot.mem
     tmp: Namespace | None = ns
     i = level
+    tracer = k._tracer
     while tmp is not None:
+        idr = tmp.idr[type_]
+        before = idr._next
         try:
             if faults.armed and faults.should_fail(FaultSite.IDR_NODE):
                 raise BpfnsError(
                     errno.ENOMEM,
                     "idr_alloc_cyclic could not allocate a radix node (injected failure)",
                 )
-            nr = tmp.policy.alloc(tmp.idr[type_], handle)
+            nr = tmp.policy.alloc(idr, handle)
         except BpfnsError as err:
+            if tracer is not None:
+                oid = tracer.ref(handle)
+                tracer.emit(Rollback(tracer.step, oid, type_.name, i, err.errorcode))
             _rollback(k, slot, i, type_)
             ns.policy.after_rollback(ns.idr[type_])
             cache.free(slot)
@@ -259,6 +277,18 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
                 f"{ns.policy.caller}: level {i} ({tmp.label()}): {err.strerror}",
             ) from None
         mem[i] = ObjIdEntry(nr, tmp)
+        if tracer is not None:
+            ev = IdAlloc(
+                tracer.step,
+                tracer.ref(handle),
+                type_.name,
+                i,
+                tracer.ref(tmp),
+                nr,
+                before,
+                idr._next,
+            )
+            tracer.emit(ev)
         tmp = tmp.parent
         i -= 1
     if ns.policy.placeholder:  # alloc_pid: publish every level at once
@@ -289,7 +319,7 @@ def _rollback(k: Kernel, slot: Slot, failed: int, type_: ObjType) -> None:
         if stale is None:  # a wild pointer: nothing bpfns can model; skip the access
             first = failed + 1
     for i in range(first, slot.level + 1):
-        _remove_id(k, slot.mem[i], type_, "bpf_alloc_obj_id")
+        _remove_id(k, slot, i, type_, "bpf_alloc_obj_id")
 
 
 def free_obj_id(k: Kernel, handle: ObjId, type_: ObjType) -> None:
@@ -297,7 +327,7 @@ def free_obj_id(k: Kernel, handle: ObjId, type_: ObjType) -> None:
     slot = handle._slot
     mem = slot.mem
     for i in range(slot.level, -1, -1):
-        _remove_id(k, mem[i], type_, "bpf_free_obj_id")
+        _remove_id(k, slot, i, type_, "bpf_free_obj_id")
     deepest: Namespace = mem[slot.level].ns
     if deepest._state is not NsState.ALIVE:
         _ns_memory(k, deepest, "read of ns->obj_id_cachep", "bpf_free_obj_id")

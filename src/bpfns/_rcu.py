@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ._trace import RcuCallback, Tracer
+
 __all__ = ["Rcu"]
 
 
@@ -29,6 +31,7 @@ class Rcu:
     """
 
     _queue: list[tuple[Callable[[], None], str]] = attrs.field(factory=list)
+    tracer: Tracer | None = attrs.field(default=None, kw_only=True)
 
     def call_rcu(self, fn: Callable[[], None], what: str) -> None:
         """``call_rcu``: run ``fn`` after the next grace period."""
@@ -45,6 +48,8 @@ class Rcu:
         Returns the number of callbacks run.
         """
         batch, self._queue = self._queue, []
-        for fn, _ in batch:
+        for fn, what in batch:
+            if self.tracer is not None:
+                self.tracer.emit(RcuCallback(self.tracer.step, what))
             fn()
         return len(batch)

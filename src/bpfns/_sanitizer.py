@@ -21,6 +21,7 @@ from typing import Literal
 import attrs
 
 from ._errors import KernelBug, NullPointerDereference, UninitializedRead, UseAfterFree
+from ._trace import SanitizerReport, Tracer
 
 __all__ = ["BugKind", "OnBug", "Report", "Sanitizer"]
 
@@ -87,6 +88,7 @@ class Sanitizer:
 
     on_bug: OnBug = "raise"
     reports: list[Report] = attrs.field(factory=list)
+    tracer: Tracer | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.on_bug not in ("raise", "record"):
@@ -101,5 +103,7 @@ class Sanitizer:
         """Record a finding; raise its :class:`KernelBug` for a memory bug if asked to."""
         rep = Report(defect, kind, what, where, step)
         self.reports.append(rep)
+        if self.tracer is not None:
+            self.tracer.emit(SanitizerReport(self.tracer.step, defect, kind.value, what, where))
         if kind is not BugKind.SEMANTIC and self.on_bug == "raise":
             raise _RAISES[kind](rep)

@@ -49,6 +49,7 @@ from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, U32_MAX, _check_int
 from ._obj_id import alloc_obj_id
 from ._sanitizer import BugKind
+from ._trace import Tracer, traced
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -76,6 +77,8 @@ class BpfCommands:
         def capable(self, cap: Cap) -> bool: ...
         @property
         def bpf_ns(self) -> Namespace: ...
+        @property
+        def _tracer(self) -> Tracer | None: ...
 
     # -- helpers --------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class BpfCommands:
 
     # -- creation -------------------------------------------------------------------
 
+    @traced
     def map_create(
         self,
         map_type: int = BPF_MAP_TYPE_ARRAY,
@@ -174,6 +178,7 @@ class BpfCommands:
             k._bpf_objects.add(new)
             return self._install(new)
 
+    @traced
     def prog_load(
         self, prog_type: int = BPF_PROG_TYPE_KPROBE, name: str = "", maps: tuple[int, ...] = ()
     ) -> int:
@@ -230,6 +235,7 @@ class BpfCommands:
             k._audit(prog, "LOAD")
             return self._install(prog)
 
+    @traced
     def link_prime(self, prog_fd: int, link_type: int = BPF_LINK_TYPE_PERF_EVENT) -> LinkPrimer:
         """``bpf_link_prime``: reserve an fd and allocate the link's ids, not yet published.
 
@@ -268,6 +274,7 @@ class BpfCommands:
             k._bpf_objects.add(link)
             return LinkPrimer(task, link, fd, obj_id.nr(), obj_id)
 
+    @traced
     def link_create(self, prog_fd: int, link_type: int = BPF_LINK_TYPE_PERF_EVENT) -> int:
         """``BPF_LINK_CREATE`` (libbpf ``bpf_link_create``): prime, attach, settle.
 
@@ -283,6 +290,7 @@ class BpfCommands:
 
     # -- files ----------------------------------------------------------------------
 
+    @traced
     def close(self, fd: int) -> None:
         """``close(fd)``: the last reference to a BPF object frees it and its ids.
 
@@ -302,6 +310,7 @@ class BpfCommands:
             assert self.files is not None
             self.files.detach(fd).fput(k)
 
+    @traced
     def send_fd(self, fd: int, to: Task) -> int:
         """Pass ``fd`` to task ``to`` over a unix socket (``SCM_RIGHTS``); returns its new fd.
 
@@ -327,6 +336,7 @@ class BpfCommands:
             file.count += 1
             return new_fd
 
+    @traced
     def obj_pin(self, fd: int, path: str) -> None:
         """``BPF_OBJ_PIN``: pin the object behind ``fd`` in bpffs at ``path``.
 
@@ -349,6 +359,7 @@ class BpfCommands:
             obj: BpfObject = self._bpf_file(fd).obj
             k.bpffs.pin(obj, path)
 
+    @traced
     def obj_get(self, path: str) -> int:
         """``BPF_OBJ_GET``: a new fd for the object pinned at ``path``.
 
@@ -372,6 +383,7 @@ class BpfCommands:
             obj._get("file")
             return fd
 
+    @traced
     def unlink(self, path: str) -> None:
         """``unlink`` a bpffs pin: drops the pin's reference.
 
@@ -404,6 +416,7 @@ class BpfCommands:
                 raise BpfnsError(errno.ENOENT, f"{cmd}: no id above {start_id}; the walk is done")
             return found[0]
 
+    @traced
     def map_get_next_id(self, start_id: int) -> int:
         """``BPF_MAP_GET_NEXT_ID``: the next map id above ``start_id`` in the caller's ns.
 
@@ -421,6 +434,7 @@ class BpfCommands:
         """
         return self._get_next_id(ObjType.MAP, start_id)
 
+    @traced
     def prog_get_next_id(self, start_id: int) -> int:
         """``BPF_PROG_GET_NEXT_ID``; see :meth:`map_get_next_id`.
 
@@ -431,6 +445,7 @@ class BpfCommands:
         """
         return self._get_next_id(ObjType.PROG, start_id)
 
+    @traced
     def link_get_next_id(self, start_id: int) -> int:
         """``BPF_LINK_GET_NEXT_ID``; see :meth:`map_get_next_id`.
 
@@ -465,6 +480,7 @@ class BpfCommands:
             obj._get("file")
             return fd
 
+    @traced
     def map_get_fd_by_id(self, id: int, open_flags: int = 0) -> int:
         """``BPF_MAP_GET_FD_BY_ID``: an fd for map ``id`` of the caller's namespace.
 
@@ -481,6 +497,7 @@ class BpfCommands:
         """
         return self._get_fd_by_id(ObjType.MAP, id, open_flags)
 
+    @traced
     def prog_get_fd_by_id(self, id: int) -> int:
         """``BPF_PROG_GET_FD_BY_ID``; ENOENT for id 0. See :meth:`map_get_fd_by_id`.
 
@@ -492,6 +509,7 @@ class BpfCommands:
         """
         return self._get_fd_by_id(ObjType.PROG, id)
 
+    @traced
     def link_get_fd_by_id(self, id: int) -> int:
         """``BPF_LINK_GET_FD_BY_ID``; EAGAIN for a primed link that is not settled.
 
@@ -505,6 +523,7 @@ class BpfCommands:
 
     # -- introspection ------------------------------------------------------------------
 
+    @traced
     def obj_get_info_by_fd(self, fd: int) -> MapInfo | ProgInfo | LinkInfo:
         """``BPF_OBJ_GET_INFO_BY_FD``: info with ids as seen from the caller's namespace.
 
@@ -522,6 +541,7 @@ class BpfCommands:
         with k._syscall(self._task(), "bpf(BPF_OBJ_GET_INFO_BY_FD)"):
             return object_info(k, self._bpf_file(fd).obj)
 
+    @traced
     def read_fdinfo(self, owner: Task, fd: int) -> str:
         """Read ``/proc/<owner>/fdinfo/<fd>``: ids are ``vnr`` in the **reader's** namespace.
 

@@ -17,7 +17,7 @@ its BPF namespace (per task, like the network namespace: rfc.md 2.1), and a file
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -28,6 +28,7 @@ from ._files import FdTable, File, FileKind
 from ._idr import U32_MAX, _check_int, c_int
 from ._sanitizer import BugKind
 from ._syscall import BpfCommands
+from ._trace import Tracer, traced
 from ._ucount import UcountType, UserNamespace
 
 if TYPE_CHECKING:
@@ -127,6 +128,11 @@ class Task(BpfCommands):
     files: FdTable | None
     name: str | None = None
     alive: bool = True
+    _trace_kind: ClassVar[str] = "task"
+
+    @property
+    def _tracer(self) -> Tracer | None:
+        return self.kernel._tracer
 
     def __repr__(self) -> str:
         where = "exited" if self.nsproxy is None else self.nsproxy.bpf_ns.label()
@@ -203,6 +209,7 @@ class Task(BpfCommands):
 
     # -- credentials ----------------------------------------------------------------
 
+    @traced
     def drop_capabilities(self, *caps: Cap) -> None:
         """Remove ``caps`` from the effective set (``capset``/``commit_creds``).
 
@@ -217,6 +224,7 @@ class Task(BpfCommands):
                 raise TypeError(f"drop_capabilities takes Cap members, not {cap!r}")
         self.cred = self.cred.without(caps)
 
+    @traced
     def set_euid(self, euid: int) -> None:
         """Change the effective uid (``setresuid(-1, euid, -1)``), as if permitted.
 
@@ -242,6 +250,7 @@ class Task(BpfCommands):
 
     # -- clone, unshare, setns, exit --------------------------------------------------
 
+    @traced
     def clone(self, flags: int = 0, *, legacy: bool = False, name: str | None = None) -> Task:
         """``clone3`` (default) or, with ``legacy=True``, ``clone``: a new child task.
 
@@ -339,6 +348,7 @@ class Task(BpfCommands):
             self.kernel, cred.user_ns, old, cred.euid, None, holder="nsproxy"
         )
 
+    @traced
     def unshare(self, flags: int) -> None:
         """``unshare``: the caller itself moves into new namespaces at once.
 
@@ -389,6 +399,7 @@ class Task(BpfCommands):
         if not old.count:  # free_nsproxy
             old.bpf_ns._put("nsproxy")
 
+    @traced
     def setns(self, fd: int, nstype: int = 0) -> None:
         """``setns``: join the namespace behind ``fd``; for a BPF namespace, refused.
 
@@ -432,6 +443,7 @@ class Task(BpfCommands):
                 "in the namespace with clone3(CLONE_NEWBPF) instead",
             )
 
+    @traced
     def exit(self) -> None:
         """``do_exit``: drop the namespaces, then the files, then the credentials.
 
@@ -476,6 +488,7 @@ class Task(BpfCommands):
             raise ValueError(f"bpfns simulates /proc/<pid>/ns/bpf only, not {kind!r}")
         return f"bpf:[{self.bpf_ns.inum}]"
 
+    @traced
     def open_proc_ns(self, pid: int | None = None) -> int:
         """``open("/proc/<pid>/ns/bpf")``: an fd holding a reference on that namespace.
 
@@ -502,6 +515,7 @@ class Task(BpfCommands):
             ns._get("file")
             return fd
 
+    @traced
     def ns_ioctl(self, fd: int, request: int) -> int:
         """``ioctl`` on an nsfs fd of a BPF namespace.
 
@@ -546,6 +560,7 @@ class Task(BpfCommands):
             assert self.files is not None
             return self.files.install(File(FileKind.USER_NS, ns.user_ns.get()))
 
+    @traced
     def pidfd_open(self, pid: int) -> int:
         """``pidfd_open(pid)``: an fd referring to a process (for ``setns``).
 
@@ -563,6 +578,7 @@ class Task(BpfCommands):
 
     # -- sysctl ---------------------------------------------------------------------
 
+    @traced
     def read_sysctl(self, name: str) -> int:
         """Read ``/proc/sys/user/max_*_namespaces`` of this task's user namespace.
 
@@ -572,6 +588,7 @@ class Task(BpfCommands):
         """
         return self.cred.user_ns.get_max(self._sysctl(name))
 
+    @traced
     def write_sysctl(self, name: str, value: int) -> None:
         """Write ``/proc/sys/user/max_*_namespaces`` of this task's user namespace.
 

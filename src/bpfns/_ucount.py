@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 import errno
 from collections.abc import Iterator
+from typing import ClassVar
 
 import attrs
 
 from ._errors import BpfnsError
 from ._idr import INT_MAX
+from ._trace import Tracer, traced
 
 __all__ = ["UcountType", "Ucounts", "UserNamespace"]
 
@@ -66,6 +68,8 @@ class UserNamespace:
     ucount_max: list[int]
     _table: dict[tuple[int, int], Ucounts] = attrs.field(repr=False)
     _count: int = 1
+    _tracer: Tracer | None = attrs.field(default=None, repr=False, kw_only=True, alias="tracer")
+    _trace_kind: ClassVar[str] = "userns"
 
     @property
     def refcount(self) -> int:
@@ -77,6 +81,7 @@ class UserNamespace:
         """Whether the namespace still has references (``init_user_ns`` always has)."""
         return self._count > 0
 
+    @traced
     def get(self) -> UserNamespace:
         """``get_user_ns``: take a reference and return ``self``.
 
@@ -88,6 +93,7 @@ class UserNamespace:
         self._count += 1
         return self
 
+    @traced
     def put(self) -> None:
         """``put_user_ns``: drop a reference; at zero the namespace is freed.
 
@@ -134,6 +140,7 @@ class UserNamespace:
         """Read ``/proc/sys/user/max_<type>`` of this namespace."""
         return self.ucount_max[UcountType(kind)]
 
+    @traced
     def set_max(self, kind: UcountType, value: int) -> None:
         """Write ``/proc/sys/user/max_<type>`` of this namespace (``proc_doulongvec_minmax``).
 
@@ -156,6 +163,7 @@ class UserNamespace:
         uc = self._table.get((id(self), uid))
         return 0 if uc is None else uc.counts[kind]
 
+    @traced
     def create_child(self, owner: int = 0) -> UserNamespace:
         """``create_user_ns``: a user namespace owned by ``owner`` (an euid).
 
@@ -189,14 +197,18 @@ class UserNamespace:
                 "max_user_namespaces reached; raise the limit or free a user namespace",
             )
         self._count += 1  # the child pins its parent
-        return UserNamespace(
+        child = UserNamespace(
             level=self.level + 1,
             parent=self,
             owner=owner,
             ucounts=uc,
             ucount_max=[INT_MAX] * len(UcountType),
             table=self._table,
+            tracer=self._tracer,
         )
+        if self._tracer is not None:
+            self._tracer.ref(child)
+        return child
 
 
 def new_init_user_ns(ucount_max: int) -> UserNamespace:

@@ -1,0 +1,433 @@
+"""Tracing: every kernel action of a ``Kernel(trace=True)`` as an event record.
+
+The kernel has tracepoints and ftrace for this; bpfns has one event class per action
+(issue 6): a namespace created, destroyed or freed (``create_bpf_namespace``,
+``destroy_bpf_namespace``, ``delayed_free_bpfns``), an id allocated or released at a
+level (``idr_alloc_cyclic`` / ``idr_remove`` inside ``bpf_alloc_obj_id`` and
+``bpf_free_obj_id``, with the cursor before and after), a rollback, an RCU callback run,
+a fault injected, a sanitizer report, and every public call entered and returned (with
+its errno). Every event carries ``step``: the number of the top-level call it belongs to
+(0 for the kernel's construction).
+
+Objects appear in events as *references*: ``"ns3"`` is the fourth namespace the kernel
+created (``"ns0"`` is ``init_bpf_ns``), likewise ``"task0"``, ``"oid0"``, ``"userns0"``
+and ``"primer0"``. References are assigned in creation order, so a replay that makes
+the same calls assigns the same ones; see :func:`bpfns.replay`.
+
+Tracing is off by default: a kernel without it pays one ``is None`` test per call and
+per id level, and keeps nothing. With it, memory grows with the number of events.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+__all__ = [
+    "Enter",
+    "Event",
+    "FaultInjected",
+    "IdAlloc",
+    "IdFree",
+    "KernelCreated",
+    "NsCreated",
+    "NsDestroyed",
+    "NsFreed",
+    "RcuCallback",
+    "Return",
+    "Rollback",
+    "SanitizerReport",
+    "TaskCreated",
+    "Trace",
+]
+
+TRACE_FORMAT = 1
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Event:
+    """The base of every trace event: ``step`` is the top-level call it belongs to."""
+
+    kind: ClassVar[str] = ""
+    step: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object: ``{"kind": ..., <fields>}``.
+
+        >>> NsDestroyed(4, "ns2").to_json()
+        {'kind': 'ns_destroyed', 'step': 4, 'ns': 'ns2'}
+        """
+        return {"kind": self.kind, **attrs.asdict(self, recurse=False)}
+
+
+@attrs.frozen
+class KernelCreated(Event):
+    """The first event of a trace: how the Kernel was constructed (``Kernel(...)``)."""
+
+    kind: ClassVar[str] = "kernel"
+    format: int
+    behavior: dict[str, bool]
+    id_end: int
+    max_level: int
+    on_bug: str
+    ucount_max: int
+
+
+@attrs.frozen
+class Enter(Event):
+    """A public call entered: ``target.op(*args, **kwargs)``, arguments as references."""
+
+    kind: ClassVar[str] = "enter"
+    target: str
+    op: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+@attrs.frozen
+class Return(Event):
+    """The call returned ``result``, or raised ``error`` (an exception class name).
+
+    ``errno`` is the error's errno name (``"ENOSPC"``) for a :class:`bpfns.BpfnsError`.
+    """
+
+    kind: ClassVar[str] = "return"
+    op: str
+    result: Any
+    error: str | None
+    errno: str | None
+
+
+@attrs.frozen
+class NsCreated(Event):
+    """``create_bpf_namespace`` succeeded (also ``init_bpf_ns`` at step 0)."""
+
+    kind: ClassVar[str] = "ns_created"
+    ns: str
+    parent: str | None
+    level: int
+    inum: int
+    name: str | None
+
+
+@attrs.frozen
+class NsDestroyed(Event):
+    """``destroy_bpf_namespace``: the last reference was put; the free waits for RCU."""
+
+    kind: ClassVar[str] = "ns_destroyed"
+    ns: str
+
+
+@attrs.frozen
+class NsFreed(Event):
+    """``delayed_free_bpfns`` ran: the namespace's memory is free."""
+
+    kind: ClassVar[str] = "ns_freed"
+    ns: str
+
+
+@attrs.frozen
+class TaskCreated(Event):
+    """A task was forked (``copy_process``), with its global pid."""
+
+    kind: ClassVar[str] = "task_created"
+    task: str
+    pid: int
+
+
+@attrs.frozen
+class IdAlloc(Event):
+    """``idr_alloc_cyclic`` at one level of ``bpf_alloc_obj_id`` gave ``nr``."""
+
+    kind: ClassVar[str] = "id_alloc"
+    oid: str
+    type: str
+    level: int
+    ns: str
+    nr: int
+    cursor_before: int
+    cursor_after: int
+
+
+@attrs.frozen
+class IdFree(Event):
+    """``idr_remove`` of ``nr`` at one level (``bpf_free_obj_id`` or a rollback)."""
+
+    kind: ClassVar[str] = "id_free"
+    oid: str
+    type: str
+    level: int
+    ns: str
+    nr: int
+
+
+@attrs.frozen
+class Rollback(Event):
+    """``bpf_alloc_obj_id`` failed at ``failed_level`` and undoes the deeper levels."""
+
+    kind: ClassVar[str] = "rollback"
+    oid: str
+    type: str
+    failed_level: int
+    errno: str
+
+
+@attrs.frozen
+class RcuCallback(Event):
+    """A ``call_rcu`` callback ran at the end of a grace period."""
+
+    kind: ClassVar[str] = "rcu_callback"
+    what: str
+
+
+@attrs.frozen
+class FaultInjected(Event):
+    """The fault injector failed an allocation at ``site`` (a FaultSite name)."""
+
+    kind: ClassVar[str] = "fault_injected"
+    site: str
+
+
+@attrs.frozen
+class SanitizerReport(Event):
+    """The sanitizer reported a bug (see :class:`bpfns.Report`)."""
+
+    kind: ClassVar[str] = "report"
+    defect: str | None
+    bug: str
+    what: str
+    where: str
+
+
+#: Every event class by its ``kind``: what a JSON Lines trace may contain.
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        KernelCreated,
+        Enter,
+        Return,
+        NsCreated,
+        NsDestroyed,
+        NsFreed,
+        TaskCreated,
+        IdAlloc,
+        IdFree,
+        Rollback,
+        RcuCallback,
+        FaultInjected,
+        SanitizerReport,
+    )
+}
+
+
+# -- the trace --------------------------------------------------------------------------
+
+
+@attrs.define
+class Trace:
+    """The events of one traced Kernel, in order (``Kernel(trace=True).trace``).
+
+    A sequence: ``len``, indexing and iteration give :class:`Event` records.
+    :meth:`to_jsonl` writes one JSON object per line; :func:`bpfns.replay` and
+    :func:`bpfns.load_trace` read that format back.
+
+    >>> from bpfns import Kernel
+    >>> k = Kernel(trace=True)
+    >>> ns = k.init_ns.create_child(name="c")
+    >>> [e.kind for e in k.trace][-3:]
+    ['enter', 'ns_created', 'return']
+    """
+
+    events: list[Event] = attrs.field(factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __getitem__(self, index: int) -> Event:
+        return self.events[index]
+
+    @property
+    def steps(self) -> int:
+        """The number of top-level calls recorded (the last step number)."""
+        return self.events[-1].step if self.events else 0
+
+    def calls(self) -> list[Enter]:
+        """The :class:`Enter` events: the calls a replay makes, one per step."""
+        return [e for e in self.events if isinstance(e, Enter)]
+
+    def dumps(self) -> str:
+        """The trace as JSON Lines text (one event per line, ending in a newline)."""
+        return "".join(json.dumps(e.to_json(), sort_keys=False) + "\n" for e in self.events)
+
+    def to_jsonl(self, path: str | Path | IO[str]) -> None:
+        """Write the trace as JSON Lines to ``path`` (a file name or a text file).
+
+        >>> import io
+        >>> from bpfns import Kernel
+        >>> out = io.StringIO()
+        >>> Kernel(trace=True).trace.to_jsonl(out)
+        >>> out.getvalue().splitlines()[0][:30]
+        '{"kind": "kernel", "step": 0, '
+        """
+        if isinstance(path, str | Path):
+            Path(path).write_text(self.dumps(), encoding="utf-8")
+        else:
+            path.write(self.dumps())
+
+    def text(self) -> str:
+        """One readable line per event, for a terminal or a handout."""
+        return "\n".join(_describe(e) for e in self.events)
+
+
+def _describe(e: Event) -> str:
+    fields = attrs.asdict(e, recurse=False)
+    step = fields.pop("step")
+    body = " ".join(f"{k}={v!r}" for k, v in fields.items())
+    return f"{step:>5} {e.kind:<14} {body}"
+
+
+# -- recording -------------------------------------------------------------------------
+
+
+class _Traceable(Protocol):
+    @property
+    def _tracer(self) -> Tracer | None: ...
+
+
+S = TypeVar("S", bound=_Traceable)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def traced(fn: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Mark a public method as a traced call: an :class:`Enter`/:class:`Return` pair.
+
+    Only a top-level call is recorded; the calls it makes itself are part of it. A
+    replay may call exactly the methods marked so (``__bpfns_traced__``).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        tracer = self._tracer
+        if tracer is None or tracer.depth:
+            return fn(self, *args, **kwargs)
+        return tracer.call(fn, self, args, kwargs)
+
+    return replayable(wrapper)
+
+
+def replayable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark ``fn`` as a call a replay may make, without wrapping it.
+
+    For hot methods that test ``self._tracer`` themselves and hand the call to
+    :meth:`Tracer.call` (the wrapper of :func:`traced` costs a frame per call).
+    """
+    fn.__bpfns_traced__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+@attrs.define
+class Tracer:
+    """The recording side: assigns references and appends events to :attr:`trace`."""
+
+    trace: Trace = attrs.field(factory=Trace)
+    step: int = 0
+    depth: int = 0
+    _refs: dict[int, str] = attrs.field(factory=dict, repr=False)
+    objects: dict[str, object] = attrs.field(factory=dict, repr=False)
+    _counts: dict[str, int] = attrs.field(factory=dict, repr=False)
+
+    def emit(self, event: Event) -> None:
+        """Append ``event``."""
+        self.trace.events.append(event)
+
+    def ref(self, obj: object) -> str:
+        """The reference of ``obj`` (``"ns3"``), assigned on first sight.
+
+        ``obj``'s class names its kind in a ``_trace_kind`` class attribute.
+        """
+        key = id(obj)
+        found = self._refs.get(key)
+        if found is None:
+            kind: str = type(obj)._trace_kind  # type: ignore[attr-defined]
+            n = self._counts.get(kind, 0)
+            self._counts[kind] = n + 1
+            found = self._refs[key] = f"{kind}{n}"
+            self.objects[found] = obj  # keeps obj alive, so its id() is never reused
+        return found
+
+    def encode(self, value: object) -> Any:
+        """``value`` as JSON: scalars as they are, kernel objects as references."""
+        if isinstance(value, enum.Enum):
+            return {"enum": type(value).__name__, "name": value.name}
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if hasattr(type(value), "_trace_kind"):
+            return {"ref": self.ref(value)}
+        if isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+            return {"list": [self.encode(v) for v in items]}
+        return {"opaque": repr(value)}
+
+    def call(
+        self, fn: Callable[..., R], target: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        """Run ``fn(target, *args, **kwargs)`` as step ``self.step + 1``."""
+        self.step += 1
+        step, op = self.step, fn.__name__
+        self.emit(
+            Enter(
+                step,
+                self.ref(target),
+                op,
+                [self.encode(a) for a in args],
+                {k: self.encode(v) for k, v in kwargs.items()},
+            )
+        )
+        self.depth += 1
+        try:
+            result = fn(target, *args, **kwargs)
+        except BaseException as exc:
+            self.depth -= 1
+            code = getattr(exc, "errorcode", None)
+            self.emit(Return(step, op, None, type(exc).__name__, code))
+            raise
+        self.depth -= 1
+        self.emit(Return(step, op, self.encode(result), None, None))
+        return result
+
+    def kernel_created(self, k: Kernel) -> None:
+        """The header event, and the references of the objects every kernel has."""
+        self.emit(
+            KernelCreated(
+                0,
+                TRACE_FORMAT,
+                attrs.asdict(k.behavior),
+                k.id_end,
+                k.max_level,
+                k.on_bug,
+                k.ucount_max,
+            )
+        )
+        self.ref(k.init_user_ns)
+        self.ns_created(k.init_ns)
+
+    def ns_created(self, ns: Any) -> None:
+        """Record ``create_bpf_namespace``'s result."""
+        parent = None if ns.parent is None else self.ref(ns.parent)
+        self.emit(NsCreated(self.step, self.ref(ns), parent, ns.level, ns.inum, ns.name))
