@@ -45,6 +45,7 @@ from .._errors import BpfnsError, InvariantViolation
 from .._fault import FaultSite
 from .._files import FileKind
 from .._kernel import Kernel
+from .._replay import replay
 from .._task import Task
 from .._ucount import UcountType
 from ._model import RefModel, RefNs, RefObj
@@ -90,6 +91,8 @@ class BpfnsMachine(RuleBasedStateMachine):
         initial_objects: maps created in the initial namespace before the first step
             (for measuring cost against world size).
         check_at_teardown: run the full :meth:`bpfns.Kernel.check` after each example.
+        trace: build the kernel with ``trace=True`` and check at teardown that
+            :func:`bpfns.replay` of its trace rebuilds the same world (slower).
     """
 
     behavior: ClassVar[Behavior] = FIXED
@@ -97,13 +100,16 @@ class BpfnsMachine(RuleBasedStateMachine):
     max_level: ClassVar[int] = 3
     initial_objects: ClassVar[int] = 0
     check_at_teardown: ClassVar[bool] = True
+    trace: ClassVar[bool] = False
 
     tasks = Bundle("tasks")
     fds = Bundle("fds")
 
     def __init__(self) -> None:
         super().__init__()
-        self.k = Kernel(self.behavior, id_end=self.id_end, max_level=self.max_level)
+        self.k = Kernel(
+            self.behavior, id_end=self.id_end, max_level=self.max_level, trace=self.trace
+        )
         self.model = RefModel(self.id_end)
         root = RefNs(None, 0)
         self.ns_of: dict[Namespace, RefNs] = {self.k.init_ns: root}
@@ -528,3 +534,10 @@ class BpfnsMachine(RuleBasedStateMachine):
         """The whole-world check, once per example."""
         if self.check_at_teardown and not self.k.tainted:
             self.k.check()
+        if self.trace:
+            again = replay(self.k.trace)
+            self.expect(
+                "the trace replays",
+                again.snapshot() == self.k.snapshot(),
+                "replay(k.trace) built a different world",
+            )
