@@ -27,7 +27,7 @@ from bpfns._cli import build_seed_world
 
 
 def seed_world(k: Kernel) -> dict[str, Namespace]:
-    world = build_seed_world(k)
+    world = {name: task.bpf_ns for name, task in build_seed_world(k).items()}
     world["init"] = world.pop("init_bpf_ns")
     return world
 

@@ -458,3 +458,21 @@ def test_reprs() -> None:
     from bpfns import FileKind  # noqa: PLC0415
 
     assert repr(FileKind.PIDFD) == "FileKind.PIDFD"
+
+
+def test_clone_and_unshare_label_the_namespace_they_create() -> None:
+    k = Kernel()
+    t = k.init_task.clone(CLONE_NEWBPF, ns_name="ctr")
+    assert t.bpf_ns.label() == "ctr" and t.bpf_ns.name == "ctr"
+    t.unshare(CLONE_NEWBPF, ns_name="inner")
+    assert [ns.label() for ns in t.bpf_ns.ancestors()] == ["inner", "ctr", "init_bpf_ns"]
+    same = t.clone(ns_name="ignored")  # no new namespace: nothing to label
+    assert same.bpf_ns is t.bpf_ns and t.bpf_ns.name == "inner"
+    before = k.snapshot()
+    with pytest.raises(TypeError, match="ns_name must be a str label or None, not int"):
+        t.clone(CLONE_NEWBPF, ns_name=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="name must be a str label or None, not bytes"):
+        t.clone(CLONE_NEWBPF, name=b"x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ns_name must be a str"):
+        t.unshare(CLONE_NEWBPF, ns_name=1.5)  # type: ignore[arg-type]
+    assert k.snapshot() == before

@@ -4,6 +4,10 @@
 child_b_b), gives a map, a program and a link ids in child_b_b, and prints the tree, the
 ids of each object at its three levels, and what every namespace sees.
 
+``bpfns show TRACE`` lists what a namespace sees at a step of a trace (bpftool's
+``map show``, ``prog show``, ``link show``); ``bpfns replay TRACE`` re-runs a trace
+and checks every id (:func:`bpfns.replay`).
+
 ``bpfns fuzz`` runs :class:`bpfns.testing.BpfnsMachine` (needs the ``hypothesis``
 extra); see :mod:`bpfns._fuzz`.
 
@@ -20,57 +24,129 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._behavior import FIXED, RFC
-from ._bpf_namespace import Namespace, ObjType
+from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
+from ._bpf_object import BpfObject
+from ._errors import BpfnsError
 from ._kernel import Kernel
-from ._render import render_obj_id, render_tree
+from ._render import render_listing, render_obj_id, render_tree
+from ._replay import ReplayMismatchError, TraceError, load_trace, replay
+from ._task import Task
 
 __all__ = ["main"]
 
 BEHAVIORS = {"rfc": RFC, "fixed": FIXED}
 
 
-def build_seed_world(k: Kernel) -> dict[str, Namespace]:
-    """The seed's hierarchy: init -> child_a, child_b; child_b -> child_b_a, child_b_b."""
-    child_a = k.init_ns.create_child(name="child_a")
-    child_b = k.init_ns.create_child(name="child_b")
+def build_seed_world(k: Kernel) -> dict[str, Task]:
+    """The seed's hierarchy, one task in each namespace, by ``clone(CLONE_NEWBPF)``.
+
+    init -> child_a, child_b; child_b -> child_b_a, child_b_b. The keys are the
+    namespaces' names; ``world[name].bpf_ns`` is the namespace.
+    """
+    init = k.init_task
+    child_a = init.clone(CLONE_NEWBPF, name="a", ns_name="child_a")
+    child_b = init.clone(CLONE_NEWBPF, name="b", ns_name="child_b")
     return {
-        "init_bpf_ns": k.init_ns,
+        "init_bpf_ns": init,
         "child_a": child_a,
         "child_b": child_b,
-        "child_b_a": child_b.create_child(name="child_b_a"),
-        "child_b_b": child_b.create_child(name="child_b_b"),
+        "child_b_a": child_b.clone(CLONE_NEWBPF, name="b_a", ns_name="child_b_a"),
+        "child_b_b": child_b.clone(CLONE_NEWBPF, name="b_b", ns_name="child_b_b"),
     }
 
 
-def demo(behavior: str, seed: int | None, out: list[str]) -> int:
+def _make_objects(task: Task, counts: Sequence[int], label: str) -> None:
+    """``counts`` maps, programs and links; the links attach the first program."""
+    maps, progs, links = counts
+    for i in range(maps):
+        task.map_create(name=f"{label}_map{i}")
+    prog_fds = [task.prog_load(name=f"{label}_prog{i}") for i in range(progs or links > 0)]
+    for _ in range(links):
+        task.link_create(prog_fds[0])
+
+
+def demo(behavior: str, seed: int | None, out: list[str], trace: Path | None = None) -> int:
     """Run the demo, appending its lines to ``out``; returns the exit code."""
-    k = Kernel(BEHAVIORS[behavior])
+    k = Kernel(BEHAVIORS[behavior], trace=trace is not None)
     world = build_seed_world(k)
     rng = random.Random(seed)
     # Objects that existed before the container started, so that the levels differ.
-    for type_ in ObjType:
-        for _ in range(rng.randint(1, 5) if seed is not None else 2 + type_):
-            k.alloc_obj_id(k.init_ns, f"host {type_.name.lower()}", type_)
-        for _ in range(rng.randint(0, 3) if seed is not None else 1):
-            k.alloc_obj_id(world["child_b"], f"child_b {type_.name.lower()}", type_)
-    made = {t: k.alloc_obj_id(world["child_b_b"], f"{t.name.lower()}", t) for t in ObjType}
+    host = [rng.randint(1, 5) for _ in ObjType] if seed is not None else [2, 3, 4]
+    mid = [rng.randint(0, 3) for _ in ObjType] if seed is not None else [1, 1, 1]
+    _make_objects(world["init_bpf_ns"], host, "host")
+    _make_objects(world["child_b"], mid, "b")
+    ctr = world["child_b_b"]
+    map_fd = ctr.map_create(name="m")
+    prog_fd = ctr.prog_load(name="p", maps=(map_fd,))
+    link_fd = ctr.link_create(prog_fd)
+    assert ctr.files is not None
+    made = {
+        t: ctr.files.get(fd).obj for t, fd in zip(ObjType, (map_fd, prog_fd, link_fd), strict=True)
+    }
     out.append(f"bpfns demo: behaviour {behavior.upper()}, defects {k.behavior.defects()}")
     out.append("")
     out.append("Namespace tree (live ids per type in each namespace):")
     out.append(render_tree(k.init_ns))
-    for type_, obj_id in made.items():
+    for type_, obj in made.items():
         out.append("")
         out.append(f"The {type_.name.lower()} created in child_b_b has one id per level:")
-        out.append(render_obj_id(obj_id))
+        assert isinstance(obj, BpfObject) and obj.obj_id is not None
+        out.append(render_obj_id(obj.obj_id))
     out.append("")
-    out.append("What each namespace sees of the three objects (0 = not visible):")
-    for name, ns in world.items():
-        seen = ", ".join(f"{t.name.lower()} {o.nr_ns(ns)}" for t, o in made.items())
-        wrong = not ns.is_ancestor_of(world["child_b_b"]) and made[ObjType.MAP].nr_ns(ns)
+    out.append("What each namespace lists (BPF_*_GET_NEXT_ID, as `bpftool map list` walks it):")
+    for name, task in world.items():
+        seen = "   ".join(f"{kind}s [{' '.join(map(str, _walk(task, kind)))}]" for kind in KINDS)
+        out.append(f"  {name:<12} {seen}")
+    out.append("")
+    out.append("How each namespace numbers child_b_b's three objects (0 = not visible):")
+    for name, task in world.items():
+        ns = task.bpf_ns
+        ids = {t: o.obj_id.nr_ns(ns) for t, o in made.items() if o.obj_id is not None}
+        seen = ", ".join(f"{t.name.lower()} {nr}" for t, nr in ids.items())
+        wrong = not ns.is_ancestor_of(ctr.bpf_ns) and ids[ObjType.MAP]
         note = "   <- D6: another branch's numbers" if wrong else ""
         out.append(f"  {name:<12} {seen}{note}")
     k.check()
+    if trace is not None:
+        k.trace.to_jsonl(trace)
+        out.append("")
+        out.append(f"Trace written to {trace}; list what child_b_b sees with")
+        out.append(f"  bpfns show {trace} --ns /child_b/child_b_b")
     return 0
+
+
+KINDS = ("map", "prog", "link")
+
+
+def _walk(task: Task, kind: str) -> list[int]:
+    """``<kind>_get_next_id`` from 0 until ENOENT, as bpftool walks the ids."""
+    get_next = getattr(task, f"{kind}_get_next_id")
+    ids: list[int] = []
+    while True:
+        try:
+            ids.append(get_next(ids[-1] if ids else 0))
+        except BpfnsError:
+            return ids
+
+
+def find_namespace(k: Kernel, path: str) -> Namespace:
+    """The live namespace at ``path``: ``/`` is init, ``/child_b/child_b_b`` by labels.
+
+    Raises:
+        ValueError: naming the children that do exist where a step of the path fails.
+    """
+    ns = k.init_ns
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[0] == ns.label():
+        parts = parts[1:]
+    walked = ""
+    for part in parts:
+        kids = {child.label(): child for child in ns.children()}
+        if part not in kids:
+            there = ", ".join(kids) or "no live children"
+            raise ValueError(f"no namespace {part!r} under {walked or '/'} ({there})")
+        ns, walked = kids[part], f"{walked}/{part}"
+    return ns
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +157,23 @@ def _parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="build the seed's namespace tree and show its ids")
     p_demo.add_argument("--behavior", choices=sorted(BEHAVIORS), default="rfc")
     p_demo.add_argument("--seed", type=int, default=None, help="vary the pre-existing objects")
+    p_demo.add_argument("--trace", type=Path, default=None, help="write the event trace here")
+    p_show = sub.add_parser(
+        "show",
+        help="list the objects a namespace sees in a trace (like bpftool)",
+        description="Replay TRACE (up to --step) and list the maps, programs and links "
+        "visible from the namespace at --ns, with the ids that namespace sees.",
+    )
+    p_show.add_argument("trace", type=Path, help="a JSON Lines trace (Kernel(trace=True))")
+    p_show.add_argument("--ns", default="/", help="namespace path, e.g. /child_b/child_b_b")
+    p_show.add_argument("--step", type=_positive(int, zero=True), help="default: the last")
+    p_replay = sub.add_parser(
+        "replay",
+        help="re-run a trace and check that every id matches",
+        description="Rebuild the world TRACE describes on a fresh kernel; exit 1 if the "
+        "replay differs from the trace, 2 if the file is not a valid trace.",
+    )
+    p_replay.add_argument("trace", type=Path)
     p_fuzz = sub.add_parser(
         "fuzz",
         help="run the BpfnsMachine; exit 1 and write the shrunk program on a failure",
@@ -125,10 +218,10 @@ def _conformance(args: argparse.Namespace) -> int:
     return 1 if total else 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _positive(kind: type[int] | type[float], *, zero: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
-        if value <= 0:
+        if value < 0 or (value == 0 and not zero):
             raise argparse.ArgumentTypeError(f"must be positive, not {text}")
         return value
 
@@ -159,14 +252,57 @@ def _fuzz(args: argparse.Namespace) -> int:
     return run_fuzz(config, sys.stderr)
 
 
+def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
+    """Replay ``path`` up to ``step``: the world and the trace's length, or an exit code."""
+    try:
+        trace = load_trace(path)
+        if step is not None and step > trace.steps:
+            sys.stderr.write(f"bpfns: {path} has steps 0 to {trace.steps}, not {step}\n")
+            return 2
+        return replay(trace, until=step), trace.steps
+    except ReplayMismatchError as err:
+        sys.stderr.write(f"bpfns: the replay differs from the trace: {err}\n")
+        return 1
+    except (TraceError, OSError) as err:
+        sys.stderr.write(f"bpfns: cannot use {path}: {err}\n")
+        return 2
+
+
+def _show(args: argparse.Namespace) -> int:
+    result = _replayed(args.trace, args.step)
+    if isinstance(result, int):
+        return result
+    k, steps = result
+    try:
+        ns = find_namespace(k, args.ns)
+    except ValueError as err:
+        sys.stderr.write(f"bpfns show: {err}\n")
+        return 2
+    step = steps if args.step is None else args.step
+    sys.stdout.write(f"# {ns.label()} (level {ns.level}) at step {step} of {steps}\n")
+    sys.stdout.write(render_listing(ns) + "\n")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    result = _replayed(args.trace, None)
+    if isinstance(result, int):
+        return result
+    k, steps = result
+    sys.stdout.write(
+        f"{args.trace}: {steps} steps, {len(k.trace)} events replayed; every id matches\n"
+    )
+    sys.stdout.write(render_tree(k.init_ns) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpfns`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    if args.command == "fuzz":
-        return _fuzz(args)
-    if args.command == "conformance":
-        return _conformance(args)
+    commands = {"fuzz": _fuzz, "conformance": _conformance, "show": _show, "replay": _replay}
+    if args.command in commands:
+        return commands[args.command](args)
     out: list[str] = []
-    code = demo(args.behavior, args.seed, out)
+    code = demo(args.behavior, args.seed, out, args.trace)
     sys.stdout.write("\n".join(out) + "\n")
     return code

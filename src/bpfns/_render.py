@@ -11,6 +11,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from ._bpf_namespace import Namespace, ObjType
+from ._bpf_object import BpfLink, BpfMap, BpfObject, BpfProg
 
 if TYPE_CHECKING:
     from ._idr import Idr
@@ -22,6 +23,7 @@ __all__ = [
     "idr_html",
     "kernel_html",
     "obj_id_html",
+    "render_listing",
     "render_obj_id",
     "render_tree",
     "task_html",
@@ -61,6 +63,65 @@ def render_tree(root: Namespace) -> str:
             walk(child, depth + 1)
 
     walk(root, 0)
+    return "\n".join(lines)
+
+
+_MAP_TYPES = {1: "hash", 2: "array"}
+_PROG_TYPES = {1: "socket_filter", 2: "kprobe", 17: "raw_tracepoint"}
+_LINK_TYPES = {1: "raw_tracepoint", 7: "perf_event"}
+
+
+def _seen_from(ns: Namespace, obj: BpfObject) -> int:
+    """The id of ``obj`` in ``ns``: 0 if not visible there (no D6 shortcut)."""
+    assert obj.obj_id is not None  # a map used by a live prog, a link's prog: both live
+    numbers = obj.obj_id.numbers
+    entry = numbers[ns.level] if ns.level < len(numbers) else None
+    return entry.nr if entry is not None and entry.ns is ns else 0
+
+
+def _show(ns: Namespace, nr: int, obj_id: ObjId) -> str:
+    obj = obj_id.obj
+    where = f"  # id {obj_id.nr()} in init_bpf_ns" if not ns.is_init else ""
+    if isinstance(obj, BpfMap):
+        kind = _MAP_TYPES.get(obj.map_type, f"type {obj.map_type}")
+        return (
+            f"{nr}: {kind}  name {obj.name}  flags 0x0{where}\n"
+            f"    key {obj.key_size}B  value {obj.value_size}B  max_entries {obj.max_entries}"
+        )
+    if isinstance(obj, BpfProg):
+        kind = _PROG_TYPES.get(obj.prog_type, f"type {obj.prog_type}")
+        maps = ",".join(str(_seen_from(ns, m)) for m in obj.used_maps)
+        return f"{nr}: {kind}  name {obj.name}{where}" + (f"\n    map_ids {maps}" if maps else "")
+    if isinstance(obj, BpfLink):
+        kind = _LINK_TYPES.get(obj.link_type, f"type {obj.link_type}")
+        assert obj.prog is not None
+        return f"{nr}: {kind}  prog {_seen_from(ns, obj.prog)}{where}"
+    return f"{nr}: {obj!r}{where}"
+
+
+def render_listing(ns: Namespace) -> str:
+    """``bpftool map show``, ``prog show`` and ``link show`` as seen from ``ns``.
+
+    Ids are the ones ``ns`` sees (its own IDRs, as ``BPF_*_GET_NEXT_ID`` walks them);
+    a comment gives each object's id in ``init_bpf_ns``. Objects made with
+    :meth:`bpfns.Kernel.alloc_obj_id` show their payload's repr.
+
+    >>> from bpfns import CLONE_NEWBPF, Kernel
+    >>> k = Kernel()
+    >>> t = k.init_task.clone(CLONE_NEWBPF, ns_name="ctr")
+    >>> _ = k.init_task.map_create(name="host")
+    >>> _ = t.map_create(name="mine")
+    >>> print(render_listing(t.bpf_ns))
+    map show
+    1: array  name mine  flags 0x0  # id 2 in init_bpf_ns
+        key 4B  value 4B  max_entries 1
+    prog show
+    link show
+    """
+    lines: list[str] = []
+    for type_ in ObjType:
+        lines.append(f"{type_.name.lower()} show")
+        lines += [_show(ns, nr, obj_id) for nr, obj_id in ns.idr[type_]]
     return "\n".join(lines)
 
 

@@ -180,7 +180,7 @@ def load_trace(path: str | Path) -> Trace:
     text = Path(path).read_text(encoding="utf-8")
     events = [_parse_event(source, n, line) for n, line in enumerate(text.splitlines(), 1)]
     _check_structure(source, events)
-    return Trace(events)
+    return Trace(events, source=source)
 
 
 # -- replaying -------------------------------------------------------------------------
@@ -265,8 +265,9 @@ def _compare(source: str, first_line: int, recorded: list[Event], produced: list
 
 def _as_trace(source: str | Path | Trace) -> tuple[str, Trace]:
     if isinstance(source, Trace):
-        _check_structure("<trace>", source.events)
-        return "<trace>", source
+        name = source.source or "<trace>"
+        _check_structure(name, source.events)
+        return name, source
     if isinstance(source, str | Path):
         return str(source), load_trace(source)
     raise TypeError(f"replay needs a trace file name or a bpfns.Trace, not {source!r}")

@@ -100,6 +100,11 @@ class Nsproxy:
     count: int = 1
 
 
+def _check_label(what: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a str label or None, not {type(value).__name__}")
+
+
 def _einval(why: str) -> BpfnsError:
     return BpfnsError(errno.EINVAL, why)
 
@@ -251,7 +256,14 @@ class Task(BpfCommands):
     # -- clone, unshare, setns, exit --------------------------------------------------
 
     @traced
-    def clone(self, flags: int = 0, *, legacy: bool = False, name: str | None = None) -> Task:
+    def clone(
+        self,
+        flags: int = 0,
+        *,
+        legacy: bool = False,
+        name: str | None = None,
+        ns_name: str | None = None,
+    ) -> Task:
         """``clone3`` (default) or, with ``legacy=True``, ``clone``: a new child task.
 
         ``CLONE_NEWBPF`` gives the child a new BPF namespace under this task's;
@@ -259,6 +271,9 @@ class Task(BpfCommands):
         child has every capability; ``CLONE_THREAD|CLONE_SIGHAND|CLONE_VM`` a thread
         (it may later unshare into another BPF namespace than its siblings);
         ``CLONE_FILES`` shares the file table, otherwise the child gets a copy.
+
+        ``name`` labels the task and ``ns_name`` a BPF namespace the call creates (in
+        :meth:`bpfns.Namespace.tree` and ``bpfns show``); the kernel has neither.
 
         Raises:
             BpfnsError: EINVAL for invalid flag combinations (CLONE_THREAD without
@@ -268,9 +283,12 @@ class Task(BpfCommands):
                 when a namespace is created; the errors of ``copy_bpfns`` and
                 ``create_user_ns``. Nothing changes on failure.
             ValueError: if the task has exited; TypeError/ValueError for bad flags.
+            TypeError: if ``name`` or ``ns_name`` is neither a str nor None.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> k = Kernel()
+        >>> k.init_task.clone(CLONE_NEWBPF, ns_name="ctr").bpf_ns.label()
+        'ctr'
         >>> child = k.init_task.clone(CLONE_NEWBPF)
         >>> child.bpf_ns.level, k.init_task.clone(CLONE_NEWBPF, legacy=True).bpf_ns.level
         (1, 0)
@@ -281,7 +299,8 @@ class Task(BpfCommands):
             if legacy:
                 flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
             self._check_clone_flags(flags)
-            cred, nsproxy = self._new_creds_and_namespaces(flags)
+            _check_label("name", name)
+            cred, nsproxy = self._new_creds_and_namespaces(flags, ns_name)
             if cred is self.cred:  # the child's cred shares the parent's user namespace
                 cred.user_ns.get()
             assert self.files is not None
@@ -289,18 +308,19 @@ class Task(BpfCommands):
             tgid = self.tgid if flags & CLONE_THREAD else 0
             return k._new_task(cred, nsproxy, files, tgid, name)
 
-    def _new_creds_and_namespaces(self, flags: int) -> tuple[Cred, Nsproxy]:
+    def _new_creds_and_namespaces(self, flags: int, ns_name: str | None) -> tuple[Cred, Nsproxy]:
         """``copy_creds``/``unshare_userns`` then ``copy_namespaces``, undone on error.
 
         With CLONE_NEWUSER the returned cred is new and owns the new user namespace's
         only reference; otherwise it is ``self.cred``. The nsproxy is new, or
         ``self.nsproxy`` with one more reference.
         """
+        _check_label("ns_name", ns_name)
         cred = self.cred
         if flags & CLONE_NEWUSER:
             cred = Cred(cred.euid, cred.user_ns.create_child(owner=cred.euid), ALL_CAPS)
         try:
-            return cred, self._copy_namespaces(flags, cred)
+            return cred, self._copy_namespaces(flags, cred, ns_name)
         except BpfnsError:
             if cred is not self.cred:
                 cred.user_ns.put()
@@ -325,7 +345,7 @@ class Task(BpfCommands):
                 "namespace with CAP_SYS_ADMIN instead"
             )
 
-    def _copy_namespaces(self, flags: int, cred: Cred) -> Nsproxy:
+    def _copy_namespaces(self, flags: int, cred: Cred, ns_name: str | None) -> Nsproxy:
         """``copy_namespaces``: share the nsproxy, or build one (``create_new_namespaces``)."""
         assert self.nsproxy is not None
         old = self.nsproxy
@@ -338,24 +358,27 @@ class Task(BpfCommands):
                 "creating a namespace needs CAP_SYS_ADMIN in the owning user namespace; "
                 "keep the capability or add CLONE_NEWUSER",
             )
-        return Nsproxy(self._copy_bpfns(flags, cred, old.bpf_ns))
+        return Nsproxy(self._copy_bpfns(flags, cred, old.bpf_ns, ns_name))
 
-    def _copy_bpfns(self, flags: int, cred: Cred, old: Namespace) -> Namespace:
+    def _copy_bpfns(
+        self, flags: int, cred: Cred, old: Namespace, ns_name: str | None
+    ) -> Namespace:
         if not flags & CLONE_NEWBPF:
             old._get("nsproxy")
             return old
         return create_bpf_namespace(
-            self.kernel, cred.user_ns, old, cred.euid, None, holder="nsproxy"
+            self.kernel, cred.user_ns, old, cred.euid, ns_name, holder="nsproxy"
         )
 
     @traced
-    def unshare(self, flags: int) -> None:
+    def unshare(self, flags: int, *, ns_name: str | None = None) -> None:
         """``unshare``: the caller itself moves into new namespaces at once.
 
         With ``CLONE_NEWBPF`` the new BPF namespace is a child of the current one and the
         caller is in it when the call returns (rfc.md 2.2); objects it created before
         keep their ids, which it now sees as 0. ``CLONE_NEWUSER`` first gives the caller
         a new user namespace it owns (the process must be single-threaded).
+        ``ns_name`` labels a new BPF namespace, as for :meth:`clone`.
 
         Raises:
             BpfnsError: EINVAL for flags ``unshare`` does not accept, for
@@ -363,6 +386,7 @@ class Task(BpfCommands):
                 CLONE_NEWUSER|CLONE_NEWBPF; EPERM without CAP_SYS_ADMIN in the (possibly
                 new) user namespace; the errors of ``copy_bpfns``. Nothing changes on
                 failure.
+            TypeError: if ``ns_name`` is neither a str nor None.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> t = Kernel().init_task.clone()
@@ -377,7 +401,7 @@ class Task(BpfCommands):
             if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
                 raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
             self._check_d19(flags)
-            cred, nsproxy = self._new_creds_and_namespaces(flags)
+            cred, nsproxy = self._new_creds_and_namespaces(flags, ns_name)
             assert self.nsproxy is not None
             if nsproxy is self.nsproxy:
                 nsproxy.count -= 1  # nothing new: keep the old one

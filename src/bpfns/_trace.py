@@ -251,6 +251,8 @@ class Trace:
     """
 
     events: list[Event] = attrs.field(factory=list)
+    #: The file it was read from (:func:`bpfns.load_trace`), named in replay errors.
+    source: str | None = attrs.field(default=None, kw_only=True, eq=False)
 
     def __len__(self) -> int:
         return len(self.events)
