@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import bpfns
 from bpfns._cli import main
 
 
@@ -41,6 +42,11 @@ def test_rfc_failure_writes_a_runnable_program(
     with pytest.raises(Exception) as info:  # noqa: PT011 - whatever the machine found
         runpy.run_path(str(script))
     assert type(info.value).__name__ in record["error"]
+    trace = tmp_path / record["trace"]
+    assert f"the trace {trace}" in err
+    world = bpfns.replay(trace)  # the failing program, replayed call by call
+    assert world.trace.dumps() == trace.read_text()
+    assert world.trace.steps > 0
 
 
 def test_workers_share_a_database(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

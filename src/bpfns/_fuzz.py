@@ -5,7 +5,8 @@ seed, and prints progress to stderr after every batch. All workers share one Hyp
 example database (a directory), so a failure one worker finds is replayed first by the
 others and by later runs. On a failure the shrunk program is written as a runnable
 Python script next to a JSON record of the run (configuration, seeds, the error and
-Hypothesis's ``@reproduce_failure`` blob), and the command exits 1.
+Hypothesis's ``@reproduce_failure`` blob) and the event trace of the shrunk program
+(JSON Lines, for ``bpfns show`` and :func:`bpfns.replay`), and the command exits 1.
 
 For campaigns across machines, point every machine at one shared database: Hypothesis's
 :class:`~hypothesis.database.DirectoryBasedExampleDatabase` works on a network file
@@ -15,6 +16,7 @@ from ``hypothesis[redis]``) can be used by subclassing and setting ``settings.da
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import random
@@ -26,6 +28,7 @@ from typing import IO, Any
 import attrs
 
 from ._behavior import Behavior
+from ._trace import Trace
 
 __all__ = ["FuzzConfig", "run_fuzz"]
 
@@ -85,6 +88,26 @@ def _script(config: FuzzConfig, program: str) -> str:
         f"    max_level = {config.max_level}\n\n\n"
         f"{program}\n"
     )
+
+
+def _trace_of(config: FuzzConfig, program: str) -> Trace:
+    """Run the shrunk ``program`` (Hypothesis's own output) on a traced kernel."""
+    from .testing import BpfnsMachine  # noqa: PLC0415 - the hypothesis extra
+
+    class FuzzMachine(BpfnsMachine):
+        behavior = config.behavior
+        id_end = config.id_end
+        max_level = config.max_level
+        trace = True
+
+    scope: dict[str, Any] = {"FuzzMachine": FuzzMachine}
+    # The program is the text Hypothesis printed for this very failure, not user input;
+    # it fails part-way, as it did when it was found.
+    with contextlib.suppress(Exception):
+        exec(program, scope)
+    state = scope["state"]  # the program's first line: state = FuzzMachine()
+    assert isinstance(state, FuzzMachine)
+    return state.k.trace
 
 
 def _program(notes: list[str]) -> str:
@@ -150,6 +173,8 @@ def _report(
     script = stem.with_suffix(".py")
     script.write_text(_script(config, program))
     blob = next((n for n in notes if "reproduce_failure" in n), None)
+    trace_path = stem.with_suffix(".jsonl")
+    _trace_of(config, program).to_jsonl(trace_path)
     record = {
         "behavior": attrs.asdict(config.behavior),
         "defects": list(config.behavior.defects()),
@@ -161,6 +186,7 @@ def _report(
         "error": f"{type(error).__name__}: {error}",
         "program": program.splitlines(),
         "reproduce_failure": blob,
+        "trace": trace_path.name,
         "examples": stats.examples,
         "steps": stats.steps,
         "seconds": round(time.monotonic() - start, 3),
@@ -170,7 +196,7 @@ def _report(
         f"[worker {worker}] examples {stats.examples} steps {stats.steps} "
         f"elapsed {record['seconds']}s failures 1\n"
         f"FAILURE: {record['error']}\n{program}\n"
-        f"wrote {script} and {stem.with_suffix('.json')}\n"
+        f"wrote {script}, {stem.with_suffix('.json')} and the trace {trace_path}\n"
     )
 
 
