@@ -44,6 +44,11 @@ def test_namespace_html_is_a_tree_with_a_text_fallback() -> None:
     assert codes[1] == "<b>&evil</b> : level = 1  (maps 1)"  # escaped, then parsed back
     (pre,) = root.iter("pre")
     assert pre.text == k.init_ns.tree()
+    # A trusted notebook hides the text picture of this tree (and nothing else) with
+    # CSS; an untrusted one strips <style> and shows it.
+    (style,) = root.iter("style")
+    assert style.text == ".bpfns-tree > .bpfns-text {display: none}"
+    assert pre.get("class") == "bpfns-text" and root.get("class") == "bpfns-tree"
     assert "<b>" not in k.init_ns._repr_html_()
     assert pretty(k.init_ns) == k.init_ns.tree()
     assert pretty(k.init_ns, cycle=True) == repr(k.init_ns)

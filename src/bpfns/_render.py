@@ -170,8 +170,11 @@ def tree_html(root: Namespace) -> str:
         sub = f"<ul {_UL}>{kids}</ul>" if kids else ""
         return f'<li data-inum="{ns.inum}"><code>{escape(label)}</code>{sub}</li>'
 
+    # A trusted notebook applies the <style> and shows the CSS tree only; an untrusted
+    # one strips it, and the text picture shows under the plain nested list.
     return (
-        f'<div class="bpfns-tree"><ul {_UL}>{node(root)}</ul>{_fallback(render_tree(root))}</div>'
+        f'<div class="bpfns-tree"><style>.bpfns-tree > .bpfns-text {{display: none}}</style>'
+        f"<ul {_UL}>{node(root)}</ul>{_fallback(render_tree(root))}</div>"
     )
 
 
