@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import attrs
 import pytest
@@ -344,3 +345,26 @@ def test_load_trace_reads_what_to_jsonl_wrote(tmp_path: Path) -> None:
     k.trace.to_jsonl(path)
     loaded = load_trace(path)
     assert loaded.events == k.trace.events and loaded.steps == 2
+
+
+def test_trace_reprs() -> None:
+    k = Kernel(trace=True)
+    k.init_ns.create_child(name="<b>&c")
+    assert repr(k.trace) == f"<Trace {len(k.trace)} events, 1 steps>"
+    page = k.trace._repr_html_()
+    root = ElementTree.fromstring(page)
+    rows = root.findall(".//tr")[1:]
+    assert [r[1].text for r in rows] == [e.kind for e in k.trace]
+    assert "&lt;b&gt;&amp;c" in page and "<b>" not in page
+    short = ElementTree.fromstring(k.trace._repr_html_(limit=2))
+    assert len(short.findall(".//tr")) == 3
+    assert short.find("p").text == f"... {len(k.trace) - 2} more events; see Trace.text()"  # type: ignore[union-attr]
+    lines: list[str] = []
+
+    class Printer:
+        def text(self, s: str) -> None:
+            lines.append(s)
+
+    k.trace._repr_pretty_(Printer(), cycle=False)
+    k.trace._repr_pretty_(Printer(), cycle=True)
+    assert lines == [k.trace.text(), repr(k.trace)]

@@ -24,6 +24,7 @@ import enum
 import functools
 import json
 from collections.abc import Callable, Iterator
+from html import escape
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -235,7 +236,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 # -- the trace --------------------------------------------------------------------------
 
 
-@attrs.define
+@attrs.define(repr=False)
 class Trace:
     """The events of one traced Kernel, in order (``Kernel(trace=True).trace``).
 
@@ -294,6 +295,27 @@ class Trace:
     def text(self) -> str:
         """One readable line per event, for a terminal or a handout."""
         return "\n".join(_describe(e) for e in self.events)
+
+    def __repr__(self) -> str:
+        source = f" from {self.source!r}" if self.source else ""
+        return f"<Trace {len(self.events)} events, {self.steps} steps{source}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's terminal: :meth:`text`."""
+        p.text(repr(self) if cycle else self.text())
+
+    def _repr_html_(self, limit: int = 500) -> str:
+        """Notebooks: a table of the first ``limit`` events (every value escaped)."""
+        rows = []
+        for e in self.events[:limit]:
+            fields = attrs.asdict(e, recurse=False)
+            step = fields.pop("step")
+            body = escape(" ".join(f"{k}={v!r}" for k, v in fields.items()))
+            rows.append(f"<tr><td>{step}</td><td>{e.kind}</td><td><code>{body}</code></td></tr>")
+        more = len(self.events) - limit
+        tail = f"<p>... {more} more events; see Trace.text()</p>" if more > 0 else ""
+        head = "<tr><th>step</th><th>event</th><th>fields</th></tr>"
+        return f'<div class="bpfns-trace"><table>{head}{"".join(rows)}</table>{tail}</div>'
 
 
 def _describe(e: Event) -> str:
