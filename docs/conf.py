@@ -97,6 +97,24 @@ def _summary_not_type(self: GoogleDocstring) -> tuple[str, list[str]]:
 GoogleDocstring._consume_inline_attribute = _summary_not_type  # type: ignore[method-assign]
 
 
+def _preset_names(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str | None, str | None]:
+    """Show a default of ``bpfns.RFC`` or ``bpfns.FIXED`` by name, not as its long repr."""
+    del app, what, name, obj, options
+    if signature is not None:
+        for preset in ("RFC", "FIXED"):
+            signature = signature.replace(repr(getattr(bpfns, preset)), preset)
+    return signature, return_annotation
+
+
 def setup(app: Sphinx) -> None:
-    """Register the constant-docstring hook (before napoleon's, at 500)."""
+    """Register the hooks (the docstring one before napoleon's, at 500)."""
     app.connect("autodoc-process-docstring", _data_docstring, priority=300)
+    app.connect("autodoc-process-signature", _preset_names)
