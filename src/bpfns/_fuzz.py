@@ -112,9 +112,11 @@ def _trace_of(config: FuzzConfig, program: str) -> Trace:
 
 def _program(notes: list[str]) -> str:
     """The runnable part of Hypothesis's report, without the step counter's calls."""
+    # Hypothesis heads the program "Falsifying example:" (before 6.170) or "Failing test
+    # case: <state machine>"; it always runs from "state = ..." to "state.teardown()".
     text = "\n".join(notes)
-    body = text.split("Falsifying example:\n", 1)[-1]
-    body = body.split("state.teardown()")[0] + "state.teardown()"
+    start = text.index("state = ")
+    body = text[start : text.index("state.teardown()", start)] + "state.teardown()"
     return "\n".join(line for line in body.splitlines() if "count_step()" not in line)
 
 
@@ -139,7 +141,7 @@ def fuzz_worker(config: FuzzConfig, worker: int, stderr: IO[str]) -> int:
         batch_seed = rng.getrandbits(64)
         budget = BATCH if config.examples is None else config.examples - stats.examples
         try:
-            run_state_machine_as_test(  # type: ignore[no-untyped-call]
+            run_state_machine_as_test(
                 hypothesis_seed(batch_seed)(machine),
                 settings=settings(
                     max_examples=min(BATCH, budget),
