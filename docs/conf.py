@@ -33,8 +33,12 @@ exclude_patterns = ["_build", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 # MyST: ```{directive} fences, $ math unused; anchors for links like defects.md#d2-...
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-# Notebooks are committed without outputs and executed by the test suite (nbmake).
-nb_execution_mode = "off"
+# Notebooks are committed without outputs; the build runs them (a few seconds each) so
+# that the site shows their trees, tables and pictures, and fails if one raises. The
+# test suite runs them too (nbmake).
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_timeout = 120
 
 # Google-style docstrings. Attributes become :ivar: fields, so that an attrs field
 # documented in the class docstring is not described twice.

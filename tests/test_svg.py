@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bpfns import Idr, Kernel, ObjType
-from bpfns._svg import ruler_svg, tree_svg
+from bpfns import Idr, Kernel, ObjType, ruler_svg, tree_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -60,6 +59,9 @@ def test_ruler_marks_ids_cursor_and_wrap() -> None:
     (cursor,) = [e for e in root.iter() if e.get("class") == "cursor"]
     assert cursor.get("data-id") == "6"
     assert [e for e in root.iter() if e.get("class") == "wrap"]
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert texts == ["ids 0 .. 7", "wrap to 1", "cursor 6"]
+    assert "wrap to 3" in [t.text for t in parse(ruler_svg(idr, 8, start=3)).iter(f"{SVG}text")]
 
 
 def test_ruler_after_the_wrap_and_for_a_large_space() -> None:

@@ -60,6 +60,7 @@ from ._kernel import Kernel, Snapshot
 from ._obj_id import ObjId, ObjIdEntry
 from ._replay import ReplayMismatchError, TraceError, load_trace, replay, replay_steps
 from ._sanitizer import BugKind, Report
+from ._svg import ruler_svg, tree_svg
 from ._task import (
     CLONE_FILES,
     CLONE_NEWUSER,
@@ -177,4 +178,6 @@ __all__ = [
     "pidns",
     "replay",
     "replay_steps",
+    "ruler_svg",
+    "tree_svg",
 ]

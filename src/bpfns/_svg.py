@@ -62,7 +62,10 @@ def _layout(root: Namespace) -> tuple[dict[Namespace, tuple[float, float]], floa
 
 
 def tree_svg(root: Namespace) -> str:
-    """The namespace tree under ``root`` as an SVG string.
+    """The namespace tree under ``root`` as an SVG string (``IPython.display.SVG``).
+
+    A picture, not a kernel function: the hierarchy ``copy_bpfns`` builds, one box per
+    live namespace with its label, level and (up to 8) live map and program ids.
 
     >>> from bpfns import Kernel
     >>> k = Kernel()
@@ -97,6 +100,11 @@ def tree_svg(root: Namespace) -> str:
 
 def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
     """The ids ``[0, end)`` of ``idr``: allocated ids, the cursor and the wrap point.
+
+    A picture of ``idr_alloc_cyclic`` (kernel.md A.4): the filled ticks are allocated
+    ids, the red marker is the cursor (``idr_next``, where the next search starts) and
+    the dashed line is ``start``, where the search wraps when nothing above the cursor
+    is free.
 
     Raises:
         ValueError: if ``end`` is not above ``start`` or the ruler would not fit
@@ -139,7 +147,8 @@ def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
         f'<line class="wrap" x1="{wx:.2f}" y1="{top - 6}" x2="{wx:.2f}" y2="{top + bar + 6}" '
         'stroke="#27ae60" stroke-dasharray="3,2"/>'
     )
-    body.append(_text(left, top - 8, f"0 .. {end - 1}", 10, "start"))
+    body.append(_text(width - left, top - 8, f"ids 0 .. {end - 1}", 10, "end"))
+    body.append(_text(wx + 3, top - 8, f"wrap to {start}", 10, "start"))
     body.append(_text(cx, top + bar + 24, f"cursor {idr.cursor}", 10))
     title = f"id ruler: {len(allocated)} of {end} ids allocated, cursor {idr.cursor}"
     return _svg(width, top + bar + 32, body, title)
