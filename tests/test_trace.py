@@ -368,3 +368,25 @@ def test_trace_reprs() -> None:
     k.trace._repr_pretty_(Printer(), cycle=False)
     k.trace._repr_pretty_(Printer(), cycle=True)
     assert lines == [k.trace.text(), repr(k.trace)]
+
+
+def test_tracer_check_names_what_is_broken() -> None:
+    k = Kernel(trace=True)
+    k.init_ns.create_child()
+    tracer = k._tracer
+    assert tracer is not None
+    tracer._check()
+    tracer.depth = 1
+    with pytest.raises(AssertionError, match="never returned"):
+        tracer._check()
+    tracer.depth = 0
+    tracer.step = 7
+    with pytest.raises(AssertionError, match="trace ends at step 1"):
+        tracer._check()
+    tracer.step = 1
+    del tracer.trace.events[-1]  # the Return of step 1
+    tracer.trace.events.append(bpfns.NsFreed(1, "ns1"))
+    with pytest.raises(
+        AssertionError, match=r"<trace>:\d+: step 1 \(create_child\) never returned"
+    ):
+        tracer._check()

@@ -58,7 +58,7 @@ from ._files import FileKind
 from ._idr import INT_MAX, U32_MAX, Ida, Idr, c_int
 from ._kernel import Kernel, Snapshot
 from ._obj_id import ObjId, ObjIdEntry
-from ._replay import ReplayMismatchError, TraceError, load_trace, replay, replay_steps
+from ._replay import load_trace, replay, replay_steps
 from ._sanitizer import BugKind, Report
 from ._svg import ruler_svg, tree_svg
 from ._task import (
@@ -84,11 +84,13 @@ from ._trace import (
     NsDestroyed,
     NsFreed,
     RcuCallback,
+    ReplayMismatchError,
     Return,
     Rollback,
     SanitizerReport,
     TaskCreated,
     Trace,
+    TraceError,
 )
 from ._ucount import Ucounts, UcountType, UserNamespace
 

@@ -29,8 +29,9 @@ from ._bpf_object import BpfObject
 from ._errors import BpfnsError
 from ._kernel import Kernel
 from ._render import render_listing, render_obj_id, render_tree
-from ._replay import ReplayMismatchError, TraceError, load_trace, replay
+from ._replay import load_trace, replay
 from ._task import Task
+from ._trace import ReplayMismatchError, TraceError
 
 __all__ = ["main"]
 

@@ -37,10 +37,20 @@ from ._bpf_namespace import ObjType
 from ._capability import Cap
 from ._fault import FaultSite
 from ._kernel import Kernel
-from ._trace import EVENT_TYPES, TRACE_FORMAT, Enter, Event, KernelCreated, Return, Trace
+from ._trace import (
+    EVENT_TYPES,
+    Enter,
+    Event,
+    KernelCreated,
+    ReplayMismatchError,
+    Return,
+    Trace,
+    TraceError,
+    check_structure,
+)
 from ._ucount import UcountType
 
-__all__ = ["ReplayMismatchError", "TraceError", "load_trace", "replay", "replay_steps"]
+__all__ = ["load_trace", "replay", "replay_steps"]
 
 #: The enums a call argument may name.
 _ENUMS: dict[str, type[enum.Enum]] = {
@@ -56,22 +66,6 @@ class _Opaque:
 
     def __repr__(self) -> str:
         return self.text
-
-
-class TraceError(ValueError):
-    """A trace that cannot be read or replayed; ``line`` is the 1-based line number.
-
-    >>> str(TraceError("trace.jsonl", 3, "unknown event kind 'boom'"))
-    "trace.jsonl:3: unknown event kind 'boom'"
-    """
-
-    def __init__(self, source: str, line: int, message: str) -> None:
-        super().__init__(f"{source}:{line}: {message}")
-        self.source, self.line, self.message = source, line, message
-
-
-class ReplayMismatchError(TraceError):
-    """The replayed kernel did something other than what the trace records."""
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -126,36 +120,6 @@ def _parse_event(source: str, line: int, text: str) -> Event:
     return cls(**data)
 
 
-def _check_structure(source: str, events: list[Event]) -> None:
-    """The header comes first; calls are numbered 1, 2, ...; each Enter has its Return."""
-    if not events or not isinstance(events[0], KernelCreated):
-        raise TraceError(source, 1, "a trace starts with its 'kernel' event")
-    if events[0].format != TRACE_FORMAT:
-        raise TraceError(
-            source,
-            1,
-            f"trace format {events[0].format} is not {TRACE_FORMAT}, the one bpfns reads",
-        )
-    step, open_call = 0, None
-    for line, event in enumerate(events[1:], start=2):
-        if isinstance(event, KernelCreated):
-            raise TraceError(source, line, "a second 'kernel' event; one kernel per trace")
-        if isinstance(event, Enter):
-            if open_call is not None:
-                raise TraceError(source, line, f"step {step} ({open_call.op}) never returned")
-            step, open_call = step + 1, event
-        elif isinstance(event, Return):
-            if open_call is None or event.op != open_call.op:
-                raise TraceError(source, line, f"return from {event.op!r} without its enter")
-            open_call = None
-        if event.step != step:
-            raise TraceError(
-                source, line, f"step {event.step} out of order; this event belongs to step {step}"
-            )
-    if open_call is not None:
-        raise TraceError(source, len(events), f"step {step} ({open_call.op}) never returned")
-
-
 def load_trace(path: str | Path) -> Trace:
     """Read and check a JSON Lines trace written by :meth:`bpfns.Trace.to_jsonl`.
 
@@ -179,7 +143,7 @@ def load_trace(path: str | Path) -> Trace:
     source = str(path)
     text = Path(path).read_text(encoding="utf-8")
     events = [_parse_event(source, n, line) for n, line in enumerate(text.splitlines(), 1)]
-    _check_structure(source, events)
+    check_structure(source, events)
     return Trace(events, source=source)
 
 
@@ -266,7 +230,7 @@ def _compare(source: str, first_line: int, recorded: list[Event], produced: list
 def _as_trace(source: str | Path | Trace) -> tuple[str, Trace]:
     if isinstance(source, Trace):
         name = source.source or "<trace>"
-        _check_structure(name, source.events)
+        check_structure(name, source.events)
         return name, source
     if isinstance(source, str | Path):
         return str(source), load_trace(source)

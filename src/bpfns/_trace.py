@@ -44,11 +44,14 @@ __all__ = [
     "NsDestroyed",
     "NsFreed",
     "RcuCallback",
+    "ReplayMismatchError",
     "Return",
     "Rollback",
     "SanitizerReport",
     "TaskCreated",
     "Trace",
+    "TraceError",
+    "check_structure",
 ]
 
 TRACE_FORMAT = 1
@@ -236,6 +239,56 @@ EVENT_TYPES: dict[str, type[Event]] = {
 # -- the trace --------------------------------------------------------------------------
 
 
+class TraceError(ValueError):
+    """A trace that cannot be read or replayed; ``line`` is the 1-based line number.
+
+    >>> str(TraceError("trace.jsonl", 3, "unknown event kind 'boom'"))
+    "trace.jsonl:3: unknown event kind 'boom'"
+    """
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        super().__init__(f"{source}:{line}: {message}")
+        self.source, self.line, self.message = source, line, message
+
+
+class ReplayMismatchError(TraceError):
+    """The replayed kernel did something other than what the trace records."""
+
+
+def check_structure(source: str, events: list[Event]) -> None:
+    """The header comes first; calls are numbered 1, 2, ...; each Enter has its Return.
+
+    Raises:
+        TraceError: naming the first event (1-based line) that breaks the structure.
+    """
+    if not events or not isinstance(events[0], KernelCreated):
+        raise TraceError(source, 1, "a trace starts with its 'kernel' event")
+    if events[0].format != TRACE_FORMAT:
+        raise TraceError(
+            source,
+            1,
+            f"trace format {events[0].format} is not {TRACE_FORMAT}, the one bpfns reads",
+        )
+    step, open_call = 0, None
+    for line, event in enumerate(events[1:], start=2):
+        if isinstance(event, KernelCreated):
+            raise TraceError(source, line, "a second 'kernel' event; one kernel per trace")
+        if isinstance(event, Enter):
+            if open_call is not None:
+                raise TraceError(source, line, f"step {step} ({open_call.op}) never returned")
+            step, open_call = step + 1, event
+        elif isinstance(event, Return):
+            if open_call is None or event.op != open_call.op:
+                raise TraceError(source, line, f"return from {event.op!r} without its enter")
+            open_call = None
+        if event.step != step:
+            raise TraceError(
+                source, line, f"step {event.step} out of order; this event belongs to step {step}"
+            )
+    if open_call is not None:
+        raise TraceError(source, len(events), f"step {step} ({open_call.op}) never returned")
+
+
 @attrs.define(repr=False)
 class Trace:
     """The events of one traced Kernel, in order (``Kernel(trace=True).trace``).
@@ -379,6 +432,21 @@ class Tracer:
     def emit(self, event: Event) -> None:
         """Append ``event``."""
         self.trace.events.append(event)
+
+    def _check(self) -> None:
+        """Assert the tracer's invariants.
+
+        References are one-to-one, no call is open, and the events form a trace that
+        :func:`bpfns.replay` accepts.
+        """
+        assert self.depth == 0, "a traced call never returned"
+        assert len(self._refs) == len(self.objects), "references are not one-to-one"
+        assert all(id(self.objects[ref]) == key for key, ref in self._refs.items())
+        assert self.trace.steps == self.step, f"trace ends at step {self.trace.steps}"
+        try:
+            check_structure("<trace>", self.trace.events)
+        except TraceError as err:
+            raise AssertionError(str(err)) from None
 
     def ref(self, obj: object) -> str:
         """The reference of ``obj`` (``"ns3"``), assigned on first sight.
