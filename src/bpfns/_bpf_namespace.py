@@ -28,12 +28,14 @@ from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._idr import Idr
 from ._policy import ObjIdPolicy, PidPolicy
+from ._radix_tree import IdBitmap
 from ._slab import KmemCache, Slot
 from ._trace import NsDestroyed, NsFreed, Tracer, traced
 from ._ucount import UserNamespace, dec_ucount, inc_ucount
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
+    from ._obj_id import IdRecord
     from ._ucount import Ucounts
 
 __all__ = [
@@ -112,7 +114,7 @@ class Namespace:
     user_ns: UserNamespace
     inum: int
     idr: tuple[Idr, Idr, Idr]
-    obj_id_cachep: KmemCache
+    obj_id_cachep: KmemCache[IdRecord]
     policy: ObjIdPolicy | PidPolicy
     name: str | None = None
     _count: int = 1
@@ -121,7 +123,26 @@ class Namespace:
     _slot: Slot | None = None
     #: Shadow accounting (not in the kernel): who holds the references.
     _holders: Counter[str] = attrs.field(factory=Counter)
+    #: This namespace and its ancestors, deepest first (the walk of bpf_alloc_obj_id);
+    #: ``()`` once destroyed, so that an id record naming this path knows it is alive.
+    _path: tuple[Namespace, ...] = attrs.field(init=False)
+    #: Per ObjType, the radix trees of ``_path``'s IDRs (the id fast paths, _obj_id.py).
+    _trees: tuple[tuple[IdBitmap, ...], ...] = attrs.field(init=False)
+    #: Whether the id fast paths apply here: object-id policy, kernel not tracing.
+    _fast_ids: bool = attrs.field(init=False)
+    #: ``obj_id_cachep``'s free list (bpf_alloc_obj_id takes records from it inline).
+    _id_freelist: list[IdRecord] = attrs.field(init=False)
     _trace_kind: ClassVar[str] = "ns"
+
+    def __attrs_post_init__(self) -> None:
+        parent = self.parent
+        self._path = (self,) if parent is None else (self, *parent._path)
+        self._trees = tuple(tuple(ns.idr[t]._bits for ns in self._path) for t in ObjType)
+        self._fast_ids = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
+        self._id_freelist = self.obj_id_cachep._freelist
+        if isinstance(self.policy, ObjIdPolicy):  # the fast path's ids stay below end
+            for idr in self.idr:
+                idr._bits._arm_limit = self.policy.end - 1
 
     @property
     def _tracer(self) -> Tracer | None:
@@ -277,6 +298,7 @@ class Namespace:
         """``destroy_bpf_namespace``: free the inum, destroy the IDRs, queue the free."""
         k = self.kernel
         self._state = NsState.DESTROYED
+        self._path = ()
         if k._tracer is not None:
             k._tracer.emit(NsDestroyed(k._tracer.step, k._tracer.ref(self)))
         k._inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
@@ -323,6 +345,13 @@ class Namespace:
         """Assert this namespace's own invariants."""
         for idr in self.idr:
             idr._check()
+        assert self._fast_ids == (
+            isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
+        )
+        assert self._id_freelist is self.obj_id_cachep._freelist
+        path = tuple(self.ancestors())
+        assert self._path == (path if self._state is NsState.ALIVE else ())
+        assert self._trees == tuple(tuple(ns.idr[t]._bits for ns in path) for t in ObjType)
         if self.is_init:
             assert self.level == 0 and self.inum == PROC_BPF_INIT_INO
             return

@@ -100,7 +100,7 @@ class BpfObject:
         """
         assert self.id
         assert self.obj_id is not None
-        free_obj_id(k, self.obj_id, self.TYPE)
+        free_obj_id(k, self.obj_id, self.TYPE, _nested=True)
         self.id = 0
         self.obj_id = None
 
@@ -239,7 +239,7 @@ class LinkPrimer:
         self._finish("cleanup")
         k = self.link.kernel
         with k._syscall(self.task, "bpf_link_cleanup"):
-            free_obj_id(k, self.obj_id, ObjType.LINK)
+            free_obj_id(k, self.obj_id, ObjType.LINK, _nested=True)
             assert self.task.files is not None
             self.task.files.put_unused(self.fd)
             self.link.holders["file"] = 0

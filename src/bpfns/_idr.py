@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from ._errors import BpfnsError, KernelWarning
-from ._radix_tree import IdBitmap
+from ._radix_tree import FREE, IdBitmap
 
 __all__ = ["INT_MAX", "U32_MAX", "Ida", "Idr", "c_int"]
 
@@ -76,10 +76,11 @@ class Idr:
     An id is *allocated* or *free*; an allocated id may hold ``None`` (a NULL entry),
     which :meth:`find`, :meth:`get_next` and iteration do not see (kernel.md A.8).
 
-    Complexity: every allocation is O(log n), including the worst case of a dense,
-    wrapped id space with one free slot; the common cyclic case touches one bitmap leaf.
-    :meth:`find`, :meth:`remove` and :meth:`replace` are O(1); :meth:`get_next` is
-    O(log n) plus the NULL entries it skips.
+    The pointers live in the slots of the radix tree's leaves, as in the kernel; there is
+    no second map. Complexity: every allocation is O(log n), including the worst case of
+    a dense, wrapped id space with one free slot; the common cyclic case (the cursor's
+    slot is free) reads and writes one slot. :meth:`find`, :meth:`remove` and
+    :meth:`replace` are O(1); :meth:`get_next` is O(log n) plus the NULL entries it skips.
 
     >>> idr = Idr()
     >>> idr.alloc_cyclic("a", 1, 4), idr.alloc_cyclic("b", 1, 4), idr.cursor
@@ -93,8 +94,7 @@ class Idr:
     """
 
     _base: int = attrs.field(default=0, alias="base")
-    _next: int = attrs.field(init=False, default=0)
-    _ptrs: dict[int, Any] = attrs.field(init=False, factory=dict)
+    #: the radix tree: slots, free-slot tags and the cursor ``idr_next``
     _bits: IdBitmap = attrs.field(init=False, factory=IdBitmap)
 
     def __attrs_post_init__(self) -> None:
@@ -102,7 +102,7 @@ class Idr:
 
     @classmethod
     def _with_leaf_shift(cls, shift: int, base: int = 0) -> Idr:
-        """An Idr whose bitmap leaves hold ``2**shift`` ids (tests reach leaf edges)."""
+        """An Idr whose radix-tree leaves hold ``2**shift`` ids (tests reach leaf edges)."""
         idr = cls(base=base)
         idr._bits = IdBitmap(shift=shift)
         return idr
@@ -120,11 +120,11 @@ class Idr:
 
         Setting it is ``idr_set_cursor``; the value is a C ``unsigned int``.
         """
-        return self._next
+        return self._bits._next
 
     @cursor.setter
     def cursor(self, value: int) -> None:
-        self._next = _check_int("cursor", value, 0, U32_MAX, "unsigned int")
+        self._bits.set_cursor(_check_int("cursor", value, 0, U32_MAX, "unsigned int"))
 
     # -- allocation -----------------------------------------------------------------
 
@@ -132,11 +132,9 @@ class Idr:
         """``idr_alloc_u32`` after argument checks: lowest free id in [nextid, max_]."""
         # A range wholly below base is ENOSPC (c6e8e595, 6.19/stable): start > max_ then.
         start = max(nextid, self._base)
-        found = self._bits.find_free(start, max_) if start <= max_ else None
+        found = self._bits.take(start, max_, ptr) if start <= max_ else None
         if found is None:
             raise _enospc(what, start, max_)
-        self._bits.set(found)
-        self._ptrs[found] = ptr
         return found
 
     def alloc_u32(self, ptr: object, nextid: int, max: int) -> int:
@@ -213,19 +211,29 @@ class Idr:
     def _alloc_cyclic(self, ptr: object, start: int, max_: int) -> int:
         """``idr_alloc_cyclic`` on checked arguments (``0 <= start``, inclusive ``max_``).
 
-        The kernel-internal fast path: bpfns's own callers pass valid C values.
+        The kernel-internal fast path: bpfns's own callers pass valid C values. When the
+        cursor's slot is free in the armed leaf, the whole search is that one slot (the
+        arming invariants guarantee ``cursor > base`` and a non-negative index).
         """
-        nextid = self._next
+        bits = self._bits
+        nextid = bits._next
+        leaf = bits._cur
+        if leaf and start <= nextid <= max_:  # a leaf is armed: 1 <= off <= 2**shift + 1
+            off = nextid - bits._cur_base
+            if off <= bits._width and leaf[off] is FREE:
+                leaf[off] = ptr
+                bits._next = nextid + 1
+                return nextid
         if nextid > INT_MAX or nextid < start:  # (int)idr_next < start
             nextid = start
-        bits, base = self._bits, self._base
-        found = bits.take(nextid if nextid > base else base, max_)
+        base = self._base
+        lo = nextid if nextid > base else base
+        found = bits.take(lo, max_, ptr, True) if lo <= max_ else None
         if found is None and nextid > start:
-            found = bits.take(start if start > base else base, max_)
+            lo = start if start > base else base
+            found = bits.take(lo, max_, ptr, True) if lo <= max_ else None
         if found is None:
             raise _enospc("idr_alloc_cyclic", start, max_)
-        self._ptrs[found] = ptr
-        self._next = (found + 1) & U32_MAX
         return found
 
     # -- lookup ---------------------------------------------------------------------
@@ -241,7 +249,8 @@ class Idr:
         ('x', None)
         """
         _check_int("id", id, 0, ULONG_MAX, "unsigned long")
-        return self._ptrs.get(id)
+        found = self._bits.get(id)
+        return None if found is FREE else found
 
     def get_next(self, id: int) -> tuple[int, Any] | None:
         """``idr_get_next``: the first id ``>= id`` (and ``>= base``) with a non-None pointer.
@@ -263,8 +272,7 @@ class Idr:
 
     def _walk(self, lo: int, what: str) -> Iterator[tuple[int, Any]]:
         """Non-None entries from ``max(lo, base)`` up, stopping with a WARN above INT_MAX."""
-        for found in self._bits.iter_set(max(lo, self._base)):
-            ptr = self._ptrs[found]
+        for found, ptr in self._bits.iter_items(max(lo, self._base)):
             if ptr is None:
                 continue
             if found > INT_MAX:
@@ -290,15 +298,15 @@ class Idr:
 
     def is_empty(self) -> bool:
         """``idr_is_empty``: true iff no id is allocated (a NULL entry counts)."""
-        return not self._ptrs
+        return not len(self._bits)
 
     def __len__(self) -> int:
         """Number of allocated ids, NULL entries included."""
-        return len(self._ptrs)
+        return len(self._bits)
 
     def __contains__(self, id: object) -> bool:
         """Whether ``id`` is allocated (NULL entries included); no kernel equivalent."""
-        return id in self._ptrs
+        return isinstance(id, int) and id >= 0 and self._bits.is_set(id)
 
     # -- mutation -------------------------------------------------------------------
 
@@ -319,11 +327,8 @@ class Idr:
 
     def _remove(self, id: int) -> Any:
         """``idr_remove`` on a checked id (the kernel-internal fast path)."""
-        ptrs = self._ptrs
-        if id not in ptrs:
-            return None
-        self._bits.clear(id)
-        return ptrs.pop(id)
+        old = self._bits.remove(id)
+        return None if old is FREE else old
 
     def replace(self, ptr: object, id: int) -> Any:
         """``idr_replace``: store ``ptr`` at an allocated ``id``; return the old pointer.
@@ -340,28 +345,30 @@ class Idr:
         'x'
         """
         _check_int("id", id, 0, ULONG_MAX, "unsigned long")
-        if id not in self._ptrs:
+        old = self._bits.get(id)
+        if old is FREE:
             raise BpfnsError(
                 errno.ENOENT, f"idr_replace: id {id} is not allocated; allocate it first"
             )
-        old = self._ptrs[id]
-        self._ptrs[id] = ptr
+        self._bits.put(id, ptr)
         return old
 
     def destroy(self) -> None:
         """``idr_destroy``: free every id. Keeps ``cursor`` and ``base``; idempotent."""
-        self._ptrs.clear()
         self._bits.clear_all()
 
     # -- debugging ------------------------------------------------------------------
 
     def _check(self) -> None:
         """Assert the internal invariants (sortedcontainers style)."""
-        self._bits._check()
-        assert len(self._bits) == len(self._ptrs)
-        assert all(self._bits.is_set(i) for i in self._ptrs)
-        assert all(self._base <= i <= U32_MAX for i in self._ptrs)
-        assert 0 <= self._next <= U32_MAX
+        bits = self._bits
+        bits._check()
+        ids = self.ids()
+        assert len(ids) == len(bits)
+        assert all(self._base <= i <= U32_MAX for i in ids)
+        assert 0 <= bits._next <= U32_MAX
+        if bits._cur_k >= 0:  # arming needs a cyclic allocation: the cursor is above base
+            assert bits._next > self._base
 
     def _repr_html_(self) -> str:
         """Notebooks: the repr and an id ruler (SVG) of the low ids."""
@@ -377,7 +384,7 @@ class Idr:
         shown = self.ids()
         more = "" if len(shown) <= 8 else f" ... {len(shown) - 8} more"
         ids = ", ".join(map(str, shown[:8])) + more
-        return f"<Idr base={self._base} cursor={self._next} ids=[{ids}]>"
+        return f"<Idr base={self._base} cursor={self._bits._next} ids=[{ids}]>"
 
 
 @attrs.define(eq=False)
@@ -412,10 +419,9 @@ class Ida:
         if min > INT_MAX:
             raise BpfnsError(errno.ENOSPC, f"ida_alloc_range: min={min} is above INT_MAX")
         max = INT_MAX if max > INT_MAX else max
-        found = self._bits.find_free(min, max) if min <= max else None
+        found = self._bits.take(min, max, None) if min <= max else None
         if found is None:
             raise _enospc("ida_alloc_range", min, max)
-        self._bits.set(found)
         return found
 
     def alloc(self) -> int:
@@ -453,7 +459,7 @@ class Ida:
                 stacklevel=2,
             )
             return
-        self._bits.clear(id)
+        self._bits.remove(id)
 
     def find_first_range(self, min: int, max: int) -> int:
         """``ida_find_first_range``: the lowest *allocated* id in ``[min, max]``.

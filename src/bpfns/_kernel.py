@@ -6,6 +6,7 @@ Every piece of mutable state lives in a Kernel instance; two Kernels share nothi
 from __future__ import annotations
 
 import errno
+import functools
 from typing import Any, ClassVar
 
 import attrs
@@ -27,14 +28,14 @@ from ._errors import BpfnsError, InvariantViolation
 from ._fault import FaultInjector, FaultSite
 from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, Ida, Idr, _check_int
-from ._obj_id import ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
+from ._obj_id import IdRecord, ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
 from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
-from ._slab import KmemCache
+from ._slab import KmemCache, Slot
 from ._syscall import vnr_namespace
 from ._task import Nsproxy, Task, check_tasks
-from ._trace import TaskCreated, Trace, Tracer, replayable, traced
+from ._trace import TaskCreated, Trace, Tracer, traced
 from ._ucount import (
     DEFAULT_INIT_UCOUNT_MAX,
     Ucounts,
@@ -138,8 +139,8 @@ class Kernel:
     _rcu: Rcu = attrs.field(init=False, factory=Rcu)
     _inum_ida: Ida = attrs.field(init=False, factory=Ida)
     _next_addr: int = attrs.field(init=False, default=0xFFFF888000000000)
-    _ns_cache: KmemCache = attrs.field(init=False)
-    _obj_id_caches: dict[int, KmemCache] = attrs.field(init=False, factory=dict)
+    _ns_cache: KmemCache[Slot] = attrs.field(init=False)
+    _obj_id_caches: dict[int, KmemCache[IdRecord]] = attrs.field(init=False, factory=dict)
     _namespaces: set[Namespace] = attrs.field(init=False, factory=set)
     init_task: Task = attrs.field(init=False)
     bpffs: Bpffs = attrs.field(init=False)
@@ -213,13 +214,14 @@ class Kernel:
         self._next_addr += 0x100
         return self._next_addr
 
-    def _new_obj_id_cache(self, level: int) -> KmemCache:
+    def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
         # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
         name = "pid" if level == 0 else f"bpf_{level + 1}"
-        cache = self._obj_id_caches[level] = KmemCache(name, level + 1, self._alloc_addr)
+        cache = KmemCache(name, level + 1, self._alloc_addr, functools.partial(IdRecord, self))
+        self._obj_id_caches[level] = cache
         return cache
 
-    def _obj_id_cache(self, level: int) -> KmemCache:
+    def _obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
         """``create_bpf_cachep(level)``: the shared per-level cache, created on first use."""
         cache = self._obj_id_caches.get(level)
         if cache is not None:
@@ -424,83 +426,11 @@ class Kernel:
 
     # -- object ids -----------------------------------------------------------------
 
-    @replayable
-    def alloc_obj_id(self, ns: Namespace, obj: object, type: ObjType) -> ObjId:
-        """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
-
-        Each level gets ``idr_alloc_cyclic(&idr[type], obj, 1, id_end)``, deepest first
-        (rfc.md 2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
-        ``obj``: the pair stands for the kernel's object and its ``obj_id`` field.
-
-        Raises:
-            BpfnsError: ENOSPC if some level has no free id, ENOMEM if an injected
-                allocation fails. The ids taken at deeper levels are removed again, but
-                their cursors stay advanced, as in the kernel. In RFC behaviour the
-                rollback first reads the failed level's uninitialised entry (D1, even
-                for a failure at level 0): the
-                sanitizer reports it and, by default, raises
-                :class:`bpfns.UninitializedRead` instead.
-            TypeError, ValueError: for a bad ``type``, ``obj=None``, or a namespace of
-                another Kernel or no longer alive.
-
-        >>> from bpfns import FIXED
-        >>> k = Kernel(FIXED, id_end=3)
-        >>> ids = [k.alloc_obj_id(k.init_ns, n, ObjType.PROG).nr() for n in "ab"]
-        >>> ids
-        [1, 2]
-        >>> k.alloc_obj_id(k.init_ns, "c", ObjType.PROG)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
-        """
-        tracer = self._tracer
-        if tracer is not None and not tracer.depth:
-            return tracer.call(Kernel.alloc_obj_id, self, (ns, obj, type), {})
-        live = self._live_ns(ns, "alloc_obj_id")
-        type_ = self._obj_type(type)
-        if obj is None:
-            raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
-        self._step += 1
-        return alloc_obj_id(self, live, obj, type_)
-
-    @replayable
-    def free_obj_id(self, obj_id: ObjId, type: ObjType) -> None:
-        """``bpf_free_obj_id``: remove every id of ``obj_id``, deepest first, and free it.
-
-        In RFC behaviour the record does not pin its namespace (D2): if that namespace
-        died first, the removal and the free touch freed memory; the sanitizer reports
-        it and, by default, raises :class:`bpfns.UseAfterFree`. In FIXED behaviour the
-        record pinned its namespace, and this drops that reference.
-
-        Raises:
-            TypeError: if ``obj_id`` is not an ObjId or ``type`` not an ObjType.
-            ValueError: if ``obj_id`` was already freed (a double free), belongs to
-                another Kernel, or was allocated for another type.
-
-        >>> k = Kernel()
-        >>> oid = k.alloc_obj_id(k.init_ns, "m", ObjType.MAP)
-        >>> k.free_obj_id(oid, ObjType.MAP)
-        >>> k.init_ns.idr[ObjType.MAP].is_empty()
-        True
-        """
-        tracer = self._tracer
-        if tracer is not None and not tracer.depth:
-            tracer.call(Kernel.free_obj_id, self, (obj_id, type), {})
-            return
-        if not isinstance(obj_id, ObjId):
-            raise TypeError(
-                f"free_obj_id: expected a bpfns.ObjId, got {obj_id.__class__.__name__}"
-            )
-        if obj_id._kernel is not self:
-            raise ValueError("free_obj_id: this ObjId belongs to another Kernel")
-        type_ = self._obj_type(type)
-        if not obj_id.live:
-            raise ValueError("free_obj_id: double free; this ObjId was already freed")
-        if type_ is not obj_id.type:
-            raise ValueError(
-                f"free_obj_id: the ObjId was allocated as {obj_id.type!r}, not {type_!r}"
-            )
-        self._step += 1
-        free_obj_id(self, obj_id, type_)
+    #: ``bpf_alloc_obj_id`` and ``bpf_free_obj_id``, defined with the id records in
+    #: :mod:`bpfns._obj_id`: a public call is one Python call, checks and fast path
+    #: included (issue 7).
+    alloc_obj_id = alloc_obj_id
+    free_obj_id = free_obj_id
 
     @traced
     def translate(self, type: ObjType, nr: int, from_ns: Namespace, to_ns: Namespace) -> int:
@@ -577,9 +507,8 @@ class Kernel:
                 if any(uc.counts)
             )
         )
-        slabs = tuple(
-            sorted((c.name, c.active) for c in [self._ns_cache, *self._obj_id_caches.values()])
-        )
+        caches: list[KmemCache[Any]] = [self._ns_cache, *self._obj_id_caches.values()]
+        slabs = tuple(sorted((c.name, c.active) for c in caches))
         tasks = tuple(
             (
                 t.pid,
@@ -656,7 +585,7 @@ class Kernel:
                 )
             slot = h._slot
             for level in range(slot.level + 1):
-                entry = slot.mem[level]
+                entry: ObjIdEntry = slot.mem[level]  # type: ignore[assignment]
                 if entry.ns.level != level:
                     raise InvariantViolation("ids at every level", f"{h!r} level {level}")
                 if entry.ns.alive and entry.ns.idr[h.type].find(entry.nr) is not h:

@@ -15,27 +15,47 @@ Semantics follow rfc.md 2.3 (allocation and release) and 2.4 (views):
 What the kernel leaves behind on a failed allocation, and bpfns too: the cyclic cursors
 of the levels that succeeded before the failing one stay advanced (the ids they handed
 out are "burned"), exactly as ``alloc_pid`` leaves them (kernel.md C.2 step 7).
+
+**Fast paths.** Both walks run once per level of every object created or freed, so they
+come in two forms with one meaning. The general form is the C code line by line: the
+policy's allocation at each level, fault-injection sites, trace events, D1, D2. When no
+tracer, no fault injector and no placeholder policy are involved, and (for the free)
+the record's namespace is alive, the fast form does the same work inline: at each level
+it takes the cursor's slot in the IDR's armed radix-tree leaf (see
+:mod:`bpfns._radix_tree`), and falls back to that level's policy only when the slot is
+taken or not armed. Every level of a live namespace's chain is alive (a namespace pins
+its parent), which is why the free needs one D2 test, not one per level.
+
+The record (:class:`IdRecord`) keeps ``numbers[]`` as two arrays, deepest level first:
+the ids, and the namespaces. After a successful allocation the namespace array *is* the
+namespace's own ancestor chain (a shared tuple), which is how the free recognises an
+intact record in O(1); ``mem[level]`` views them as ``ObjIdEntry`` values, the way the
+sanitizer, the invariant checks and the D1 rollback read them.
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator, Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, overload
 
 import attrs
 
 from ._bpf_namespace import Namespace, NsState, ObjType
 from ._errors import BpfnsError
 from ._fault import FaultSite
+from ._radix_tree import FREE
 from ._sanitizer import BugKind
-from ._slab import Slot
-from ._trace import IdAlloc, IdFree, Rollback, Tracer, traced
+from ._trace import IdAlloc, IdFree, Rollback, Tracer, replayable, traced
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
 
-__all__ = ["ObjId", "ObjIdEntry"]
+__all__ = ["IdRecord", "ObjId", "ObjIdEntry"]
+
+_ALIVE = NsState.ALIVE
+_new = object.__new__
 
 
 class ObjIdEntry(NamedTuple):
@@ -58,6 +78,105 @@ class ObjIdEntry(NamedTuple):
     ns: Namespace
 
 
+class IdRecord:
+    """The memory of one ``struct bpf_obj_id``: a slab object of a per-level cache.
+
+    ``numbers[]`` is kept as two arrays indexed deepest level first (index ``level - i``
+    holds level ``i``): ``nrs``, the ids, and ``nss``, the namespaces. A slab object that
+    was never written holds None in both. ``mem`` is the kernel's view,
+    ``numbers[0..level]`` as :class:`ObjIdEntry` values (None where never written).
+
+    Attributes:
+        kernel: the Kernel whose cache the record belongs to.
+        addr: as for every slab object (:class:`bpfns._slab.Slot`).
+        owner: the :class:`ObjId` the record is allocated to, None while it is free;
+            a handle is live exactly when it is its record's owner.
+        level: ``obj_id->level`` (the level of the cache it belongs to).
+    """
+
+    __slots__ = ("addr", "kernel", "level", "nrs", "nss", "owner")
+
+    def __init__(self, kernel: Kernel, addr: int, size: int) -> None:
+        self.kernel = kernel
+        self.addr = addr
+        self.level = size - 1
+        self.owner: object = None
+        self.nrs: list[int | None] = [None] * size
+        self.nss: Sequence[Namespace | None] = [None] * size
+
+    @property
+    def live(self) -> bool:
+        """Whether the record is allocated."""
+        return self.owner is not None
+
+    def claim(self, owner: object) -> None:
+        """Allocated to ``owner`` (None until its handle exists)."""
+        self.owner = owner
+
+    def release(self) -> None:
+        """Free: no owner."""
+        self.owner = None
+
+    def zero(self) -> None:
+        """Clear ``numbers[]`` (``kmem_cache_zalloc``; the RFC does not use it)."""
+        self.nrs = [None] * len(self.nrs)
+        self.nss = [None] * len(self.nrs)
+
+    @property
+    def mem(self) -> _Numbers:
+        """``numbers[]`` as a writable sequence of :class:`ObjIdEntry`, level 0 first."""
+        return _Numbers(self)
+
+    def entries(self) -> list[ObjIdEntry | None]:
+        """``numbers[0..level]``, root first (None where never written)."""
+        return [
+            None if ns is None else ObjIdEntry(nr, ns)  # type: ignore[arg-type]
+            for nr, ns in zip(reversed(self.nrs), reversed(self.nss), strict=True)
+        ]
+
+    def __repr__(self) -> str:
+        return f"<IdRecord {self.addr:#x} live={self.live}>"
+
+
+class _Numbers:
+    """``numbers[]`` of an :class:`IdRecord`: ``mem[level]`` reads or writes one entry."""
+
+    __slots__ = ("_rec",)
+
+    def __init__(self, rec: IdRecord) -> None:
+        self._rec = rec
+
+    def __len__(self) -> int:
+        return len(self._rec.nrs)
+
+    def __iter__(self) -> Iterator[ObjIdEntry | None]:
+        return iter(self._rec.entries())
+
+    @overload
+    def __getitem__(self, level: int) -> ObjIdEntry | None: ...
+    @overload
+    def __getitem__(self, level: slice) -> list[ObjIdEntry | None]: ...
+    def __getitem__(self, level: int | slice) -> ObjIdEntry | list[ObjIdEntry | None] | None:
+        if isinstance(level, slice):
+            return self._rec.entries()[level]
+        i = self._index(level)
+        ns = self._rec.nss[i]
+        return None if ns is None else ObjIdEntry(self._rec.nrs[i], ns)  # type: ignore[arg-type]
+
+    def __setitem__(self, level: int, entry: ObjIdEntry | None) -> None:
+        rec = self._rec
+        i = self._index(level)
+        if not isinstance(rec.nss, list):  # the namespace's shared chain: copy on write
+            rec.nss = list(rec.nss)
+        rec.nrs[i], rec.nss[i] = (None, None) if entry is None else entry
+
+    def _index(self, level: int) -> int:
+        top = len(self._rec.nrs) - 1
+        if not 0 <= level <= top:
+            raise IndexError(f"numbers[{level}]: the record has levels 0..{top}")
+        return top - level
+
+
 @attrs.define(eq=False, repr=False)
 class ObjId:
     """A handle on a ``struct bpf_obj_id`` record: one id per level, index 0 = init.
@@ -71,23 +190,25 @@ class ObjId:
         obj: the object stored in the IDRs (the kernel's ``map``/``prog``/``link``).
     """
 
-    _kernel: Kernel
-    _slot: Slot
-    _gen: int
+    _slot: IdRecord
     type: ObjType
     obj: object
     _trace_kind: ClassVar[str] = "oid"
 
     @property
+    def _kernel(self) -> Kernel:
+        return self._slot.kernel
+
+    @property
     def _tracer(self) -> Tracer | None:
-        return self._kernel._tracer
+        return self._slot.kernel._tracer
 
     @property
     def live(self) -> bool:
         """Whether the record is still allocated to this handle."""
-        return self._slot.live and self._slot.gen == self._gen
+        return self._slot.owner is self
 
-    def _mem(self, what: str) -> Slot:
+    def _mem(self, what: str) -> IdRecord:
         if not self.live:
             k = self._kernel
             k._sanitizer.report(
@@ -108,15 +229,13 @@ class ObjId:
     @property
     def numbers(self) -> tuple[ObjIdEntry, ...]:
         """``numbers[0..level]``: entry ``i`` is the id in the ancestor at level ``i``."""
-        slot = self._mem("ObjId.numbers")
-        return tuple(slot.mem[: slot.level + 1])
+        return tuple(self._mem("ObjId.numbers").entries())  # type: ignore[arg-type]
 
     @property
     def ns(self) -> Namespace:
         """``numbers[level].ns``: the namespace the object was created in."""
-        slot = self._mem("ObjId.ns")
-        entry: ObjIdEntry = slot.mem[slot.level]
-        return entry.ns
+        ns: Namespace = self._mem("ObjId.ns").nss[0]  # type: ignore[assignment]
+        return ns
 
     def nr(self) -> int:
         """``bpf_obj_id_nr``: the level-0 (global) id, what ``map->id`` holds.
@@ -126,8 +245,8 @@ class ObjId:
         >>> k.alloc_obj_id(k.init_ns.create_child(), "map", ObjType.MAP).nr()
         1
         """
-        entry: ObjIdEntry = self._mem("bpf_obj_id_nr").mem[0]
-        return entry.nr
+        nr: int = self._mem("bpf_obj_id_nr").nrs[-1]  # type: ignore[assignment]
+        return nr
 
     @traced
     def nr_ns(self, ns: Namespace) -> int:
@@ -154,20 +273,22 @@ class ObjId:
         slot = self._mem("bpf_obj_id_nr_ns")
         if ns.level > slot.level:
             return 0
-        entry: ObjIdEntry = slot.mem[ns.level]
-        if entry.ns is ns:
-            return entry.nr
+        i = slot.level - ns.level
+        nr: int = slot.nrs[i]  # type: ignore[assignment]
+        owner: Namespace = slot.nss[i]  # type: ignore[assignment]
+        if owner is ns:
+            return nr
         if not k.behavior.d6_nr_ns_unchecked:
             return 0
         k._sanitizer.report(
             "D6",
             BugKind.SEMANTIC,
-            f"bpf_obj_id_nr_ns returned {entry.nr}, the id in {entry.ns.label()}, to a "
+            f"bpf_obj_id_nr_ns returned {nr}, the id in {owner.label()}, to a "
             f"viewer in {ns.label()} at the same level (no numbers[level].ns == ns check)",
             "bpf_obj_id_nr_ns",
             k._step,
         )
-        return entry.nr
+        return nr
 
     def table(self) -> str:
         """The id at every level as a text table, root first."""
@@ -189,7 +310,8 @@ class ObjId:
         if not self.live:
             return f"<ObjId {self.type.name} freed>"
         slot = self._slot
-        ids = ", ".join(f"{e.ns.label()}={e.nr}" for e in slot.mem[: slot.level + 1])
+        entries: list[ObjIdEntry] = slot.entries()  # type: ignore[assignment]
+        ids = ", ".join(f"{e.ns.label()}={e.nr}" for e in entries)
         return f"<ObjId {self.type.name} level={slot.level} [{ids}]>"
 
 
@@ -223,24 +345,143 @@ def _ns_memory(k: Kernel, ns: Namespace, access: str, where: str) -> Namespace |
     return target
 
 
-def _remove_id(k: Kernel, slot: Slot, level: int, type_: ObjType, where: str) -> None:
+def _alloc_args(k: Kernel, ns: object, obj: object, type: object) -> tuple[Namespace, ObjType]:
+    """The argument checks of ``alloc_obj_id``, in order; the namespace and the type."""
+    live = k._live_ns(ns, "alloc_obj_id")
+    type_ = k._obj_type(type)
+    if obj is None:
+        raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
+    return live, type_
+
+
+def _free_args(k: Kernel, obj_id: object, type: object) -> ObjType:
+    """The argument checks of ``free_obj_id``; the type as an :class:`ObjType`."""
+    if not isinstance(obj_id, ObjId):
+        raise TypeError(f"free_obj_id: expected a bpfns.ObjId, got {obj_id.__class__.__name__}")
+    if obj_id._kernel is not k:
+        raise ValueError("free_obj_id: this ObjId belongs to another Kernel")
+    type_ = k._obj_type(type)
+    if not obj_id.live:
+        raise ValueError("free_obj_id: double free; this ObjId was already freed")
+    if type_ is not obj_id.type:
+        raise ValueError(f"free_obj_id: the ObjId was allocated as {obj_id.type!r}, not {type_!r}")
+    return type_
+
+
+def _remove_id(k: Kernel, slot: IdRecord, level: int, type_: ObjType, where: str) -> None:
     """``idr_remove(&numbers[level].ns->idr[type], numbers[level].nr)``, D2 checked."""
-    entry: ObjIdEntry = slot.mem[level]
-    ns = entry.ns
+    i = slot.level - level
+    nr: int = slot.nrs[i]  # type: ignore[assignment]
+    ns: Namespace = slot.nss[i]  # type: ignore[assignment]
     tracer = k._tracer
     if tracer is not None:
         oid = tracer.ref(slot.owner)
-        tracer.emit(IdFree(tracer.step, oid, type_.name, level, tracer.ref(ns), entry.nr))
-    if ns._state is not NsState.ALIVE:
-        target = _ns_memory(k, ns, f"idr_remove(idr[{type_.name}], {entry.nr})", where)
+        tracer.emit(IdFree(tracer.step, oid, type_.name, level, tracer.ref(ns), nr))
+    if ns._state is not _ALIVE:
+        target = _ns_memory(k, ns, f"idr_remove(idr[{type_.name}], {nr})", where)
         if target is None:
             return
         ns = target
-    ns.idr[type_]._remove(entry.nr)
+    ns.idr[type_]._remove(nr)
 
 
-def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId:
-    """``bpf_alloc_obj_id``; see :meth:`bpfns.Kernel.alloc_obj_id`."""
+@replayable
+def alloc_obj_id(
+    k: Kernel, ns: Namespace, obj: object, type: ObjType, *, _nested: bool = False
+) -> ObjId:
+    """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
+
+    Each level gets ``idr_alloc_cyclic(&idr[type], obj, 1, id_end)``, deepest first
+    (rfc.md 2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
+    ``obj``: the pair stands for the kernel's object and its ``obj_id`` field.
+
+    ``_nested=True`` is for the kernel's own callers (the ``bpf()`` commands): the
+    call is part of theirs, so it is neither recorded nor counted as a step, and
+    its arguments are trusted.
+
+    Raises:
+        BpfnsError: ENOSPC if some level has no free id, ENOMEM if an injected
+            allocation fails. The ids taken at deeper levels are removed again, but
+            their cursors stay advanced, as in the kernel. In RFC behaviour the
+            rollback first reads the failed level's uninitialised entry (D1, even
+            for a failure at level 0): the
+            sanitizer reports it and, by default, raises
+            :class:`bpfns.UninitializedRead` instead.
+        TypeError, ValueError: for a bad ``type``, ``obj=None``, or a namespace of
+            another Kernel or no longer alive.
+
+    >>> from bpfns import FIXED, Kernel
+    >>> k = Kernel(FIXED, id_end=3)
+    >>> ids = [k.alloc_obj_id(k.init_ns, n, ObjType.PROG).nr() for n in "ab"]
+    >>> ids
+    [1, 2]
+    >>> k.alloc_obj_id(k.init_ns, "c", ObjType.PROG)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
+    """
+    # This is Kernel.alloc_obj_id itself (``k`` is its ``self``), so that a public call
+    # is one Python call. Checks first (those of Kernel._live_ns and _obj_type, inline),
+    # then the fast form of the walk (module docstring): every level takes its cursor's
+    # slot in the armed leaf, or asks its policy when that slot is taken or not armed.
+    # Its meaning is _alloc_obj_id's, which runs whenever tracing, fault injection or
+    # a placeholder policy is involved.
+    tracer = k._tracer
+    if not _nested:
+        if tracer is not None and not tracer.depth:
+            return tracer.call(alloc_obj_id, k, (ns, obj, type), {})
+        try:  # the common case, inline (only a Namespace has both of these fields)
+            if (
+                ns.kernel is not k
+                or ns._state is not _ALIVE
+                or type.__class__ is not ObjType
+                or obj is None
+            ):
+                ns, type = _alloc_args(k, ns, obj, type)
+        except AttributeError:
+            ns, type = _alloc_args(k, ns, obj, type)
+        k._step += 1
+    if not ns._fast_ids or k.faults.armed:  # tracing, a placeholder policy, fault sites
+        return _alloc_obj_id(k, ns, obj, type)
+    freelist = ns._id_freelist  # kmem_cache_alloc, inline
+    slot = freelist.pop() if freelist else ns.obj_id_cachep.alloc(None)
+    handle = _new(ObjId)  # ObjId(slot, type, obj), without the __init__ frame
+    handle._slot = slot
+    handle.type = type
+    handle.obj = obj
+    slot.owner = handle
+    nrs = slot.nrs  # numbers[level - j].nr, written in place as the C loop does
+    j = 0
+    free = FREE
+    for bits in ns._trees[type]:  # deepest first
+        nr = bits._next
+        try:
+            leaf = bits._cur
+            off = nr - bits._cur_base
+            if leaf[off] is free:  # the cursor's slot: armed, so 1 <= nr <= policy max
+                leaf[off] = handle
+                bits._next = nr + 1
+                nrs[j] = nr
+                j += 1
+                continue
+        except IndexError:  # no leaf armed, or the cursor at its end
+            pass
+        tmp = ns._path[j]
+        try:
+            nrs[j] = tmp.policy.alloc(tmp.idr[type], handle)
+        except BpfnsError as err:
+            if not isinstance(slot.nss, list):
+                slot.nss = list(slot.nss)
+            slot.nss[:j] = ns._path[:j]  # what the C loop wrote before it failed
+            _fail(k, ns, slot, type, tmp, err)
+        j += 1
+    slot.nss = ns._path
+    if not k.behavior.d2_obj_id_unpinned:
+        ns._get("obj_id")
+    return handle
+
+
+def _alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId:
+    """``bpf_alloc_obj_id`` line by line: fault sites, trace events, placeholders."""
     faults = k.faults
     if faults.armed and faults.should_fail(FaultSite.OBJ_ID):
         raise BpfnsError(
@@ -248,16 +489,19 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
         )
     cache = ns.obj_id_cachep
     slot = cache.alloc(None)
-    handle = ObjId(k, slot, slot.gen, type_, obj)
+    handle = ObjId(slot, type_, obj)
     slot.owner = handle
     level = slot.level = ns.level
-    mem = slot.mem
+    nrs = slot.nrs
+    if not isinstance(slot.nss, list):
+        slot.nss = list(slot.nss)
+    nss = slot.nss
     tmp: Namespace | None = ns
     i = level
     tracer = k._tracer
     while tmp is not None:
         idr = tmp.idr[type_]
-        before = idr._next
+        before = idr.cursor
         try:
             if faults.armed and faults.should_fail(FaultSite.IDR_NODE):
                 raise BpfnsError(
@@ -266,17 +510,9 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
                 )
             nr = tmp.policy.alloc(idr, handle)
         except BpfnsError as err:
-            if tracer is not None:
-                oid = tracer.ref(handle)
-                tracer.emit(Rollback(tracer.step, oid, type_.name, i, err.errorcode))
-            _rollback(k, slot, i, type_)
-            ns.policy.after_rollback(ns.idr[type_])
-            cache.free(slot)
-            raise BpfnsError(
-                err.errno or 0,
-                f"{ns.policy.caller}: level {i} ({tmp.label()}): {err.strerror}",
-            ) from None
-        mem[i] = ObjIdEntry(nr, tmp)
+            _fail(k, ns, slot, type_, tmp, err)
+        nrs[level - i] = nr
+        nss[level - i] = tmp
         if tracer is not None:
             ev = IdAlloc(
                 tracer.step,
@@ -286,20 +522,39 @@ def alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId
                 tracer.ref(tmp),
                 nr,
                 before,
-                idr._next,
+                idr.cursor,
             )
             tracer.emit(ev)
         tmp = tmp.parent
         i -= 1
+    slot.nss = ns._path  # the same namespaces: the record is intact (see free_obj_id)
     if ns.policy.placeholder:  # alloc_pid: publish every level at once
-        for entry in mem[: level + 1]:
-            entry.ns.idr[type_].replace(handle, entry.nr)
+        for pid, level_ns in zip(reversed(nrs), reversed(ns._path), strict=True):
+            level_ns.idr[type_].replace(handle, pid)  # type: ignore[arg-type]
     if not k.behavior.d2_obj_id_unpinned:
         ns._get("obj_id")
     return handle
 
 
-def _rollback(k: Kernel, slot: Slot, failed: int, type_: ObjType) -> None:
+def _fail(
+    k: Kernel, ns: Namespace, slot: IdRecord, type_: ObjType, at: Namespace, err: BpfnsError
+) -> NoReturn:
+    """The error path of ``bpf_alloc_obj_id`` after level ``at.level`` failed with ``err``."""
+    failed = at.level
+    tracer = k._tracer
+    if tracer is not None:
+        oid = tracer.ref(slot.owner)
+        tracer.emit(Rollback(tracer.step, oid, type_.name, failed, err.errorcode))
+    _rollback(k, slot, failed, type_)
+    ns.policy.after_rollback(ns.idr[type_])
+    ns.obj_id_cachep.free(slot)
+    raise BpfnsError(
+        err.errno or 0,
+        f"{ns.policy.caller}: level {failed} ({at.label()}): {err.strerror}",
+    ) from None
+
+
+def _rollback(k: Kernel, slot: IdRecord, failed: int, type_: ObjType) -> None:
     """The rollback loop of ``bpf_alloc_obj_id`` after a failure at level ``failed``."""
     first = failed + 1
     if k.behavior.d1_rollback_at_failed_level:
@@ -322,14 +577,72 @@ def _rollback(k: Kernel, slot: Slot, failed: int, type_: ObjType) -> None:
         _remove_id(k, slot, i, type_, "bpf_alloc_obj_id")
 
 
-def free_obj_id(k: Kernel, handle: ObjId, type_: ObjType) -> None:
-    """``bpf_free_obj_id``; see :meth:`bpfns.Kernel.free_obj_id`."""
-    slot = handle._slot
-    mem = slot.mem
+@replayable
+def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = False) -> None:
+    """``bpf_free_obj_id``: remove every id of ``obj_id``, deepest first, and free it.
+
+    In RFC behaviour the record does not pin its namespace (D2): if that namespace
+    died first, the removal and the free touch freed memory; the sanitizer reports
+    it and, by default, raises :class:`bpfns.UseAfterFree`. In FIXED behaviour the
+    record pinned its namespace, and this drops that reference.
+
+    ``_nested=True`` is for the kernel's own callers (the ``bpf()`` commands): the
+    call is part of theirs, so it is neither recorded nor counted as a step, and
+    its arguments are trusted.
+
+    Raises:
+        TypeError: if ``obj_id`` is not an ObjId or ``type`` not an ObjType.
+        ValueError: if ``obj_id`` was already freed (a double free), belongs to
+            another Kernel, or was allocated for another type.
+
+    >>> from bpfns import Kernel
+    >>> k = Kernel()
+    >>> oid = k.alloc_obj_id(k.init_ns, "m", ObjType.MAP)
+    >>> k.free_obj_id(oid, ObjType.MAP)
+    >>> k.init_ns.idr[ObjType.MAP].is_empty()
+    True
+    """
+    # This is Kernel.free_obj_id itself (see alloc_obj_id). The fast form runs when the
+    # record is intact and its namespace alive (then so is every level's): a level whose
+    # id lies in the armed leaf frees its slot in place (storing FREE in a free slot is
+    # the no-op idr_remove of a free id is).
+    if not _nested:
+        tracer = k._tracer
+        if tracer is not None and not tracer.depth:
+            tracer.call(free_obj_id, k, (obj_id, type), {})
+            return
+        try:  # the common case, inline (only an ObjId's record has an owner and a kernel)
+            slot = obj_id._slot
+            if slot.owner is not obj_id or slot.kernel is not k or type is not obj_id.type:
+                type = _free_args(k, obj_id, type)
+        except AttributeError:
+            type = _free_args(k, obj_id, type)
+        k._step += 1
+    slot = obj_id._slot
+    nss = slot.nss
+    deepest: Namespace = nss[0]  # type: ignore[assignment]
+    if nss is deepest._path and deepest._fast_ids:  # intact, alive (a dead one's path: ())
+        nrs = slot.nrs
+        j = 0
+        free = FREE
+        for bits in deepest._trees[type]:
+            off = nrs[j] - bits._cur_base  # type: ignore[operator]
+            j += 1
+            if off > 0:
+                try:
+                    bits._cur[off] = free
+                    continue
+                except IndexError:  # not in the armed leaf
+                    pass
+            bits.remove(nrs[j - 1])  # type: ignore[arg-type]
+        slot.owner = None  # kmem_cache_free, inline
+        deepest._id_freelist.append(slot)
+        if not k.behavior.d2_obj_id_unpinned:
+            deepest._put("obj_id")
+        return
     for i in range(slot.level, -1, -1):
-        _remove_id(k, slot, i, type_, "bpf_free_obj_id")
-    deepest: Namespace = mem[slot.level].ns
-    if deepest._state is not NsState.ALIVE:
+        _remove_id(k, slot, i, type, "bpf_free_obj_id")
+    if deepest._state is not _ALIVE:
         _ns_memory(k, deepest, "read of ns->obj_id_cachep", "bpf_free_obj_id")
     # The per-level caches are never destroyed, so the freed namespace's cache pointer
     # is still the right cache in practice.

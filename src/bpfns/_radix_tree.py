@@ -1,25 +1,40 @@
-"""The id bitmap under every Idr and Ida: lib/radix-tree.c's IDR_FREE tag, in Python.
+"""The radix tree under every Idr and Ida: lib/radix-tree.c's slots and IDR_FREE tag, in Python.
 
-The kernel keeps IDR entries in a radix tree whose nodes carry an ``IDR_FREE`` tag: a
-set tag means "there is a free slot somewhere below". ``idr_get_free()`` follows the
-tags down to the lowest free slot at or above the start, touching one node per level.
-(kernel.md A.1: "allocated" is tracked by the IDR_FREE tag, separately from the stored
-value; that is why a NULL entry is allocated.)
+The kernel keeps IDR entries in a radix tree: the leaves hold the slots (the stored
+pointers) and the nodes carry an ``IDR_FREE`` tag, set when a free slot exists below.
+``idr_get_free()`` follows the tags down to the lowest free slot at or above the start,
+touching one node per level; in the common cyclic case, that is the slot the cursor
+points at. (kernel.md A.1: "allocated" is tracked separately from the stored value; that
+is why a NULL entry is allocated.)
 
 :class:`IdBitmap` keeps the same information in two tiers:
 
-* leaves: a ``dict`` from leaf number to a ``2**shift``-bit Python ``int`` whose set bits
-  are the allocated ids of that leaf. Finding the lowest free id inside a leaf is a
-  couple of integer operations; allocating or freeing one id touches one leaf.
-* :class:`RunSet`: the leaves that are completely full, kept as disjoint runs in a
-  :class:`sortedcontainers.SortedList`. It answers "first leaf at or after ``k`` that is
-  not full" in O(log n) by bisection, so a dense, wrapped id space with a single free
-  slot costs one bisection, never a scan (issue 2's O(log n) requirement).
+* leaves: a ``dict`` from leaf number to a list of ``2**shift`` slots. A slot holds the
+  stored pointer (``None`` for a NULL entry) or :data:`FREE`. Reading, allocating or
+  freeing one id touches one slot of one leaf. Each leaf also has a count of its
+  allocated slots and, computed when a search first needs it and then kept up to date,
+  a ``2**shift``-bit mask of them, in which the lowest free slot at or above an offset
+  is a couple of integer operations.
+* :class:`LeafTags`: which leaves are completely full, as the kernel's inner nodes tag
+  them: a 256-ary tree of bitmasks. It answers "first leaf at or after ``k`` that is
+  not full" with a few integer operations per level, so a dense, wrapped id space with
+  a single free slot costs O(log n), never a scan (issue 2's O(log n) requirement).
 
 A sorted list of the leaves that hold any id serves ascending walks (``idr_get_next``,
-``ida_find_first_range``). At most one empty leaf is kept (the one the last allocation
-touched) so that the common alloc-then-free cycle of a cyclic allocator never pays a
-sorted-list insertion.
+``ida_find_first_range``).
+
+**The armed leaf.** A cyclic allocator spends its life allocating the slot its cursor
+points at, in one leaf, and freeing recent ids in that same leaf. The tree therefore
+keeps the cursor (``idr_next``, :attr:`IdBitmap._next`) and *arms* the leaf it points
+into: while armed, a leaf's slots are written directly, with no bookkeeping (its
+per-leaf count, its membership of the full-leaf runs and its share of ``_count`` are
+settled when it is disarmed, by counting its :data:`FREE` slots). Allocating the cursor's
+slot is then one list read and one list write, which :meth:`bpfns.Idr.alloc_cyclic` and
+``bpf_alloc_obj_id`` (:mod:`bpfns._obj_id`) do inline. The invariants, checked by
+:meth:`IdBitmap._check`: an armed leaf is present in the tree, and the cursor lies in
+``[cur_start, cur_start + 2**shift]``, so that a negative index can never be formed; a
+disarmed tree's ``_cur`` is an empty list, on which every index raises IndexError.
+At most one empty leaf is kept: the armed one.
 
 Everything here is private; :class:`bpfns.Idr` and :class:`bpfns.Ida` are the public face.
 """
@@ -27,14 +42,21 @@ Everything here is private; :class:`bpfns.Idr` and :class:`bpfns.Ida` are the pu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import compress, repeat
+from operator import is_not
+from typing import Any, Final
 
-import attrs
 from sortedcontainers import SortedList
 
-__all__ = ["IdBitmap", "RunSet"]
+__all__ = ["FREE", "IdBitmap", "LeafTags", "RunSet"]
 
 #: Default leaf width, 256 ids: 2**24 leaves cover the whole u32 id space.
 DEFAULT_SHIFT = 8
+#: No leaf above this id is ever armed, unless a tree is told otherwise.
+_INT_MAX = 0x7FFFFFFF
+_U32_MAX = 0xFFFFFFFF
+#: bytes 0 and 1 to the digits "0" and "1" (a leaf's mask, built in C; see _scan_mask)
+_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 def lowest_bit(x: int) -> int:
@@ -42,241 +64,453 @@ def lowest_bit(x: int) -> int:
     return (x & -x).bit_length() - 1
 
 
-@attrs.define
-class RunSet:
-    """A set of non-negative ints stored as maximal runs ``[start, end]``.
+class _Free:
+    """The type of :data:`FREE`."""
 
-    ``add`` and ``discard`` cost O(log r) for r runs (one bisection plus at most two
-    sorted-list updates); ``next_absent`` and ``__contains__`` cost one bisection.
+    __slots__ = ()
 
-    >>> s = RunSet()
+    def __repr__(self) -> str:
+        return "FREE"
+
+
+#: The content of a free slot (a NULL entry holds ``None``, and is allocated).
+FREE: Final = _Free()
+
+
+#: A tag node covers 2**_NODE_SHIFT children; four levels of nodes cover 2**32 leaves.
+_NODE_SHIFT = 8
+_NODE_MASK = (1 << _NODE_SHIFT) - 1
+_NODE_ALL = (1 << (1 << _NODE_SHIFT)) - 1
+_TAG_LEVELS = 4
+
+
+class LeafTags:
+    """Which leaves are full: the IDR_FREE tags of the radix tree's inner nodes, inverted.
+
+    A tree of 256-bit masks: at level 0, bit ``k & 255`` of node ``k >> 8`` is set when
+    leaf ``k`` is full; at level ``l + 1``, a bit is set when the level-``l`` node it
+    stands for is all set. "The first leaf at or after ``k`` that is not full" follows
+    the masks up to the first node with a clear bit and back down, a few integer
+    operations per level: O(log n) with a 256-ary base, never a scan, whatever the
+    number of full leaves. ``add`` and ``discard`` touch one node, or more only when a
+    node becomes or stops being all set.
+
+    >>> tags = LeafTags()
     >>> for k in (3, 4, 5, 9):
-    ...     s.add(k)
-    >>> s.next_absent(3), s.next_absent(6), s.runs()
+    ...     tags.add(k)
+    >>> tags.next_absent(3), tags.next_absent(6), tags.runs()
     (6, 6, [(3, 5), (9, 9)])
     """
 
-    _starts: SortedList = attrs.field(factory=SortedList)  # type: ignore[type-arg]
-    _end_of: dict[int, int] = attrs.field(factory=dict)
-    _start_of: dict[int, int] = attrs.field(factory=dict)
+    __slots__ = ("_levels",)
 
-    def _run_of(self, k: int) -> int | None:
-        """Start of the run that contains ``k``, or None."""
-        i = self._starts.bisect_right(k)
-        if i == 0:
-            return None
-        start: int = self._starts[i - 1]
-        return start if self._end_of[start] >= k else None
+    def __init__(self) -> None:
+        self._levels: list[dict[int, int]] = [{} for _ in range(_TAG_LEVELS)]
+
+    def __repr__(self) -> str:
+        return f"<LeafTags {self.runs()}>"
 
     def __contains__(self, k: int) -> bool:
-        return self._run_of(k) is not None
+        return bool(self._levels[0].get(k >> _NODE_SHIFT, 0) >> (k & _NODE_MASK) & 1)
 
     def __len__(self) -> int:
-        return sum(end - start + 1 for start, end in self._end_of.items())
+        return sum(bits.bit_count() for bits in self._levels[0].values())
 
     def next_absent(self, k: int) -> int:
         """Smallest ``j >= k`` that is not in the set."""
-        start = self._run_of(k)
-        return k if start is None else self._end_of[start] + 1
+        levels = self._levels
+        level = 0
+        while level < _TAG_LEVELS:
+            free = (~levels[level].get(k >> _NODE_SHIFT, 0) & _NODE_ALL) >> (k & _NODE_MASK)
+            if free:
+                k += lowest_bit(free)
+                while level:  # down again, to the lowest clear bit of each node
+                    level -= 1
+                    k = (k << _NODE_SHIFT) + lowest_bit(~levels[level].get(k, 0) & _NODE_ALL)
+                return k
+            k = (k >> _NODE_SHIFT) + 1  # this node is all set from k on: the next one up
+            level += 1
+        return k << (_NODE_SHIFT * _TAG_LEVELS)
 
     def add(self, k: int) -> None:
-        """Insert ``k`` (which must be absent), merging with neighbouring runs."""
-        lo = self._start_of.pop(k - 1, None)  # a run ending just below k
-        hi_end = self._end_of.pop(k + 1, None)  # a run starting just above k
-        if hi_end is not None:
-            del self._start_of[hi_end]
-            self._starts.remove(k + 1)
-        end = k if hi_end is None else hi_end
-        if lo is None:
-            self._starts.add(k)
-            lo = k
-        self._end_of[lo] = end
-        self._start_of[end] = lo
+        """Insert ``k`` (which must be absent)."""
+        for nodes in self._levels:
+            node = k >> _NODE_SHIFT
+            bits = nodes.get(node, 0) | 1 << (k & _NODE_MASK)
+            nodes[node] = bits
+            if bits != _NODE_ALL:
+                return
+            k = node
 
     def discard(self, k: int) -> None:
-        """Remove ``k`` (which must be present), splitting its run."""
-        start = self._run_of(k)
-        assert start is not None, f"RunSet.discard({k}): not present"
-        end = self._end_of.pop(start)
-        del self._start_of[end]
-        self._starts.remove(start)
-        if start <= k - 1:
-            self._starts.add(start)
-            self._end_of[start] = k - 1
-            self._start_of[k - 1] = start
-        if k + 1 <= end:
-            self._starts.add(k + 1)
-            self._end_of[k + 1] = end
-            self._start_of[end] = k + 1
+        """Remove ``k`` (which must be present)."""
+        for nodes in self._levels:
+            node = k >> _NODE_SHIFT
+            bits = nodes.get(node, 0)
+            assert bits >> (k & _NODE_MASK) & 1, f"LeafTags.discard({k}): not present"
+            cleared = bits & ~(1 << (k & _NODE_MASK))
+            if cleared:
+                nodes[node] = cleared
+            else:
+                del nodes[node]
+            if bits != _NODE_ALL:
+                return
+            k = node
 
     def clear(self) -> None:
         """Remove everything."""
-        self._starts.clear()
-        self._end_of.clear()
-        self._start_of.clear()
+        for nodes in self._levels:
+            nodes.clear()
 
     def runs(self) -> list[tuple[int, int]]:
-        """The runs in ascending order, as ``(start, end)`` pairs."""
-        return [(s, self._end_of[s]) for s in self._starts]
+        """The members as maximal runs ``(start, end)``, ascending."""
+        runs: list[tuple[int, int]] = []
+        for node in sorted(self._levels[0]):
+            bits = self._levels[0][node]
+            while bits:
+                low = bits & -bits
+                k = (node << _NODE_SHIFT) + low.bit_length() - 1
+                if runs and runs[-1][1] == k - 1:
+                    runs[-1] = (runs[-1][0], k)
+                else:
+                    runs.append((k, k))
+                bits ^= low
+        return runs
 
     def _check(self) -> None:
-        """Assert the internal invariants (sortedcontainers style)."""
-        self._starts._check()  # type: ignore[attr-defined]
-        assert list(self._starts) == sorted(self._end_of)
-        assert {e: s for s, e in self._end_of.items()} == self._start_of
-        prev_end = -2
-        for start, end in self.runs():
-            assert start <= end
-            assert start > prev_end + 1, "runs must be maximal and disjoint"
-            prev_end = end
+        """Assert the internal invariants: no empty node; a parent bit iff a full child."""
+        levels = self._levels
+        for level, nodes in enumerate(levels):
+            assert all(nodes.values()), "an empty tag node"
+            above = levels[level + 1] if level + 1 < _TAG_LEVELS else {}
+            for node, bits in nodes.items():
+                tagged = above.get(node >> _NODE_SHIFT, 0) >> (node & _NODE_MASK) & 1
+                assert tagged == (bits == _NODE_ALL), f"level {level} node {node}: tag"
+            for node, bits in above.items():
+                for j in range(1 << _NODE_SHIFT):
+                    if bits >> j & 1:
+                        assert nodes.get((node << _NODE_SHIFT) + j) == _NODE_ALL
 
 
-@attrs.define
+#: The name of the earlier implementation (a sorted list of runs), same interface.
+RunSet = LeafTags
+
+
+def _scan_mask(leaf: list[Any]) -> int:
+    """The mask of a leaf's allocated slots (bit ``j`` for slot ``j``), by identity, in C."""
+    taken = bytes(map(is_not, reversed(leaf), repeat(FREE)))  # leaf[0] last: bit 0, dropped
+    return int(taken.translate(_DIGITS), 2) >> 1
+
+
 class IdBitmap:
-    """Which ids of ``[0, 2**32)`` are allocated, with O(log n) lowest-free search.
+    """The slots of ids ``[0, 2**32)``, with O(log n) lowest-free search and a cursor.
 
-    Models the IDR_FREE-tagged radix tree of lib/radix-tree.c (kernel.md A.1).
+    Models the IDR_FREE-tagged radix tree of lib/radix-tree.c (kernel.md A.1). A leaf
+    is a list: ``leaf[0]`` is the mask of its allocated slots (bit ``j`` for slot ``j``;
+    stale while the leaf is armed), ``leaf[1 + j]`` is slot ``j``: :data:`FREE`, or the
+    stored pointer. ``_next`` is the cyclic cursor of the :class:`bpfns.Idr` on top (an
+    Ida never moves it).
 
-    Complexity: ``set``, ``clear`` and ``is_set`` are O(1) except when a leaf becomes
-    full, stops being full, or is created or dropped (O(log n), once per ``2**shift``
-    allocations in cyclic use); ``find_free`` and ``find_set`` are O(log n).
+    Complexity: :meth:`get`, :meth:`put` and :meth:`remove` are O(1) except when a leaf
+    becomes full, stops being full, or is created or dropped (O(log n), once per
+    ``2**shift`` allocations in cyclic use); :meth:`find_free` and :meth:`take` are
+    O(log n); :meth:`iter_items` is O(log n) per leaf it enters.
 
     >>> b = IdBitmap(shift=2)
-    >>> for i in range(6):
-    ...     b.set(i)
+    >>> [b.take(0, 100, None) for _ in range(6)]
+    [0, 1, 2, 3, 4, 5]
     >>> b.find_free(0, 100), b.find_set(3, 100), len(b)
     (6, 3, 6)
     """
 
-    shift: int = DEFAULT_SHIFT
-    _full: int = attrs.field(init=False)
-    _mask: int = attrs.field(init=False)
-    _leaves: dict[int, int] = attrs.field(init=False, factory=dict)
-    _present: SortedList = attrs.field(init=False, factory=SortedList)  # type: ignore[type-arg]
-    _full_leaves: RunSet = attrs.field(init=False, factory=RunSet)
-    _hot: int = attrs.field(init=False, default=-1)
-    _count: int = attrs.field(init=False, default=0)
+    __slots__ = (
+        "_arm_limit",
+        "_count",
+        "_cur",
+        "_cur_base",
+        "_cur_k",
+        "_full",
+        "_full_leaves",
+        "_leaves",
+        "_mask",
+        "_next",
+        "_present",
+        "_tags0",
+        "_width",
+        "shift",
+    )
 
-    def __attrs_post_init__(self) -> None:
-        self._full = (1 << (1 << self.shift)) - 1
-        self._mask = (1 << self.shift) - 1
+    def __init__(self, shift: int = DEFAULT_SHIFT) -> None:
+        self.shift = shift
+        self._width = 1 << shift
+        self._mask = self._width - 1
+        self._full = (1 << self._width) - 1
+        #: leaf number -> [mask, slot 0, ..., slot 2**shift - 1]
+        self._leaves: dict[int, list[Any]] = {}
+        self._present: SortedList = SortedList()  # type: ignore[type-arg]
+        self._full_leaves = LeafTags()
+        #: the lowest level of the full-leaf tags, used inline on the hot paths
+        self._tags0 = self._full_leaves._levels[0]
+        #: allocated ids outside the armed leaf
+        self._count = 0
+        #: the cyclic cursor, ``idr_next``
+        self._next = 0
+        #: the armed leaf (``[]`` when none is armed), its number, and its first id - 1:
+        #: the slot of id ``i`` is ``_cur[i - _cur_base]``
+        self._cur: list[Any] = []
+        self._cur_k = -1
+        self._cur_base = 0
+        #: no leaf reaching above this id is armed (see :meth:`arm_cursor`)
+        self._arm_limit = _INT_MAX
+
+    def __repr__(self) -> str:
+        return f"<IdBitmap shift={self.shift} ids={len(self)} cursor={self._next}>"
 
     def __len__(self) -> int:
-        return self._count
+        cur = self._cur
+        return self._count + (self._width - cur.count(FREE) if cur else 0)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, i: int) -> Any:
+        """The content of slot ``i``: the stored pointer, or :data:`FREE`. O(1)."""
+        leaf = self._leaves.get(i >> self.shift)
+        return FREE if leaf is None else leaf[(i & self._mask) + 1]
 
     def is_set(self, i: int) -> bool:
         """Whether id ``i`` is allocated. O(1)."""
-        return bool((self._leaves.get(i >> self.shift, 0) >> (i & self._mask)) & 1)
+        return self.get(i) is not FREE
+
+    def _locate(self, lo: int) -> tuple[int, list[Any] | None, int]:
+        """Where the lowest free id ``>= lo`` is: ``(leaf number, leaf or None, slot)``.
+
+        One leaf's mask (the armed leaf's mask is stale: its slots are searched, in C);
+        if it has no free slot at or above ``lo``, the full-leaf tags (their lowest
+        level inline) and one more leaf, where an absent leaf is all free.
+        """
+        shift, full = self.shift, self._full
+        k = lo >> shift
+        off = lo & self._mask
+        leaf = self._leaves.get(k)
+        if leaf is None:
+            return k, None, off
+        while True:
+            if leaf is self._cur:
+                try:
+                    return k, leaf, leaf.index(FREE, off + 1) - 1
+                except ValueError:
+                    pass
+            elif leaf[0] is not full:  # a full leaf's mask is the one shared _full object
+                free = (~leaf[0] & full) >> off
+                if free:
+                    return k, leaf, off + (free & -free).bit_length() - 1
+            k += 1  # the first leaf after k without a full tag
+            free = (~self._tags0.get(k >> _NODE_SHIFT, 0) & _NODE_ALL) >> (k & _NODE_MASK)
+            k = k + (free & -free).bit_length() - 1 if free else self._full_leaves.next_absent(k)
+            leaf = self._leaves.get(k)
+            if leaf is None:
+                return k, None, 0
+            off = 0
 
     def find_free(self, lo: int, hi: int) -> int | None:
         """Lowest id in ``[lo, hi]`` that is not allocated, or None. O(log n)."""
-        shift = self.shift
-        k = lo >> shift
-        free = (~self._leaves.get(k, 0) & self._full) >> (lo & self._mask)
-        if free:
-            found = lo + lowest_bit(free)
-        else:
-            k = self._full_leaves.next_absent(k + 1)
-            found = (k << shift) + lowest_bit(~self._leaves.get(k, 0) & self._full)
+        k, _, off = self._locate(lo)
+        found = (k << self.shift) + off
         return found if found <= hi else None
 
-    def take(self, lo: int, hi: int) -> int | None:
-        """:meth:`find_free` then :meth:`set` in one call; returns the id taken, or None.
+    def take(self, lo: int, hi: int, ptr: object, cyclic: bool = False) -> int | None:
+        """:meth:`find_free`, then the id taken and ``ptr`` stored in its slot; or None.
 
-        The cyclic allocator's common case, ``lo`` free in the leaf the last allocation
-        touched, costs one dict lookup and a few integer operations.
+        With ``cyclic``, the cursor also moves to the id after it and the leaf it then
+        points into is armed if it can be (:meth:`arm_cursor`).
         """
-        k = lo >> self.shift
-        bits = self._leaves.get(k)
-        bit = 1 << (lo & self._mask)
-        if k == self._hot and bits is not None and not bits & bit and lo <= hi:
-            bits |= bit
-            self._leaves[k] = bits
-            if bits == self._full:
-                self._full_leaves.add(k)
+        k, leaf, off = self._locate(lo)
+        found = (k << self.shift) + off
+        if found > hi:
+            return None
+        if leaf is None:
+            leaf = self._new_leaf(k)
+        leaf[off + 1] = ptr
+        if leaf is not self._cur:  # account for it: mask, count, full tag
+            mask = leaf[0] | 1 << off
             self._count += 1
-            return lo
-        found = self.find_free(lo, hi) if lo <= hi else None
-        if found is not None:
-            self.set(found)
+            if mask != self._full:
+                leaf[0] = mask
+            else:  # the shared full mask; LeafTags.add, its lowest level inline
+                leaf[0] = self._full
+                nodes = self._tags0
+                tags = nodes.get(k >> _NODE_SHIFT, 0) | 1 << (k & _NODE_MASK)
+                if tags == _NODE_ALL:
+                    self._full_leaves.add(k)
+                else:
+                    nodes[k >> _NODE_SHIFT] = tags
+        if cyclic:
+            nxt = self._next = (found + 1) & _U32_MAX
+            if nxt >> self.shift != self._cur_k and (
+                self._cur_k >= 0 or off == self._mask or leaf[off + 2] is FREE
+            ):  # something to disarm, or maybe to arm
+                self.arm_cursor()
         return found
 
     def find_set(self, lo: int, hi: int) -> int | None:
         """Lowest allocated id in ``[lo, hi]``, or None. O(log n)."""
-        for i in self.iter_set(lo):
+        for i, _ in self.iter_items(lo):
             return i if i <= hi else None
         return None
 
     def iter_set(self, lo: int) -> Iterator[int]:
         """Allocated ids ``>= lo`` in ascending order (do not mutate while iterating)."""
-        shift, mask = self.shift, self._mask
+        for i, _ in self.iter_items(lo):
+            yield i
+
+    def iter_items(self, lo: int) -> Iterator[tuple[int, Any]]:
+        """``(id, slot content)`` of the allocated ids ``>= lo``, ascending.
+
+        Each leaf is read as a snapshot; do not allocate or remove while iterating.
+        """
+        shift, width, present = self.shift, self._width, self._present
         k = lo >> shift
-        bits = self._leaves.get(k, 0) >> (lo & mask) << (lo & mask)
+        off = lo & self._mask
+        leaf = self._leaves.get(k)
         while True:
-            while bits:
-                low = bits & -bits
-                yield (k << shift) + low.bit_length() - 1
-                bits ^= low
-            j = self._present.bisect_right(k)
-            if j == len(self._present):
+            if leaf is not None:
+                start = k << shift
+                slots = leaf[off + 1 :]
+                taken = compress(range(off, width), map(is_not, slots, repeat(FREE)))
+                for j in taken:
+                    yield start + j, slots[j - off]
+            j = present.bisect_right(k)
+            if j == len(present):
                 return
-            k = self._present[j]
-            bits = self._leaves[k]
+            k = present[j]
+            leaf = self._leaves[k]
+            off = 0
 
-    def set(self, i: int) -> None:
-        """Mark ``i`` allocated (it must be free)."""
-        k = i >> self.shift
-        if k != self._hot:
-            self._retire_hot()
-            self._hot = k
-        bits = self._leaves.get(k)
-        if bits is None:
-            self._present.add(k)
-            bits = 0
-        bits |= 1 << (i & self._mask)
-        self._leaves[k] = bits
-        if bits == self._full:
-            self._full_leaves.add(k)
-        self._count += 1
+    # -- writing ----------------------------------------------------------------------
 
-    def clear(self, i: int) -> None:
-        """Mark ``i`` free (it must be allocated)."""
+    def _new_leaf(self, k: int) -> list[Any]:
+        leaf = self._leaves[k] = [0, *repeat(FREE, self._width)]
+        self._present.add(k)
+        return leaf
+
+    def put(self, i: int, ptr: object) -> None:
+        """Store ``ptr`` in the slot of the allocated id ``i`` (``idr_replace``)."""
+        self._leaves[i >> self.shift][(i & self._mask) + 1] = ptr
+
+    def remove(self, i: int) -> Any:
+        """Free ``i``; return what its slot held, or :data:`FREE` if it was not allocated."""
         k = i >> self.shift
-        bits = self._leaves[k]
-        if bits == self._full:
-            self._full_leaves.discard(k)
-        bits &= ~(1 << (i & self._mask))
+        leaf = self._leaves.get(k)
+        if leaf is None:
+            return FREE
+        off = i & self._mask
+        old = leaf[off + 1]
+        if old is FREE:
+            return FREE
+        leaf[off + 1] = FREE
+        if leaf is self._cur:
+            return old
+        mask = leaf[0]
+        if mask is self._full:  # no longer full (LeafTags.discard, its lowest level inline)
+            nodes = self._tags0
+            node = k >> _NODE_SHIFT
+            tags = nodes[node]
+            if tags == _NODE_ALL:
+                self._full_leaves.discard(k)
+            elif tags := tags ^ 1 << (k & _NODE_MASK):
+                nodes[node] = tags
+            else:
+                del nodes[node]
+        mask ^= 1 << off
         self._count -= 1
-        if bits or k == self._hot:
-            self._leaves[k] = bits
+        if mask:
+            leaf[0] = mask
         else:
             del self._leaves[k]
             self._present.remove(k)
-
-    def _retire_hot(self) -> None:
-        """Drop the previously hot leaf if it is empty (keeps at most one empty leaf)."""
-        if self._leaves.get(self._hot, 1) == 0:
-            del self._leaves[self._hot]
-            self._present.remove(self._hot)
+        return old
 
     def clear_all(self) -> None:
-        """Free every id (the radix tree part of ``idr_destroy``)."""
+        """Free every id (the radix tree part of ``idr_destroy``); the cursor stays."""
         self._leaves.clear()
         self._present.clear()
         self._full_leaves.clear()
-        self._hot = -1
         self._count = 0
+        self._cur, self._cur_k, self._cur_base = [], -1, 0
+
+    # -- the cursor and the armed leaf ------------------------------------------------
+
+    def set_cursor(self, value: int) -> None:
+        """Move the cursor anywhere (``idr_set_cursor``); the armed leaf is settled."""
+        self.disarm()
+        self._next = value
+
+    def arm_cursor(self) -> None:
+        """Arm the cursor's leaf if its slot is free and the leaf may be armed.
+
+        Called by :meth:`take` after a cyclic allocation moved the cursor to
+        ``found + 1`` out of the armed leaf (or none was armed). That leaf is disarmed.
+        The cursor's leaf is armed if it exists, lies wholly at or below ``_arm_limit``
+        and has the cursor's slot free (a dense, wrapped id space, where that slot is
+        taken, stays disarmed).
+        """
+        nxt = self._next
+        k = nxt >> self.shift
+        if self._cur_k >= 0:
+            self.disarm()  # the cursor left the armed leaf
+        leaf = self._leaves.get(k)
+        if (
+            leaf is None
+            or nxt | self._mask > self._arm_limit
+            or leaf[(nxt & self._mask) + 1] is not FREE
+        ):
+            return
+        self._count -= leaf[0].bit_count()  # not full (the cursor's slot is free): no tag
+        self._cur, self._cur_k, self._cur_base = leaf, k, (k << self.shift) - 1
+
+    def disarm(self) -> None:
+        """Settle the armed leaf's bookkeeping from its slots, if one is armed."""
+        k = self._cur_k
+        if k < 0:
+            return
+        leaf = self._cur
+        self._cur, self._cur_k, self._cur_base = [], -1, 0
+        n = self._width - leaf.count(FREE)
+        if not n:
+            del self._leaves[k]
+            self._present.remove(k)
+            return
+        self._count += n
+        if n == self._width:
+            leaf[0] = self._full
+            self._full_leaves.add(k)
+        else:
+            leaf[0] = _scan_mask(leaf)
+
+    # -- debugging --------------------------------------------------------------------
 
     def _check(self) -> None:
         """Assert the internal invariants (sortedcontainers style)."""
         self._present._check()  # type: ignore[attr-defined]
         self._full_leaves._check()
         assert list(self._present) == sorted(self._leaves)
-        empty = [k for k, bits in self._leaves.items() if bits == 0]
-        assert empty in ([], [self._hot]), f"empty leaves {empty} besides the hot leaf"
-        full = [k for k, bits in self._leaves.items() if bits == self._full]
+        assert all(len(leaf) == self._width + 1 for leaf in self._leaves.values())
+        masks = {k: _scan_mask(leaf) for k, leaf in self._leaves.items()}
+        if self._cur_k >= 0:
+            assert self._leaves.get(self._cur_k) is self._cur, "the armed leaf is not in the tree"
+            start = self._cur_base + 1
+            assert start == self._cur_k << self.shift
+            assert start <= self._next <= start + self._width
+            assert start + self._mask <= self._arm_limit
+            del masks[self._cur_k]
+        else:
+            assert self._cur == [] and self._cur_base == 0
+        for k, mask in masks.items():
+            assert self._leaves[k][0] == mask, f"leaf {k}: wrong mask"
+            assert (mask == self._full) == (self._leaves[k][0] is self._full)
+            assert mask, f"leaf {k} is empty and not armed"
+        full = [k for k, mask in masks.items() if mask == self._full]
         assert [k for start, end in self._full_leaves.runs() for k in range(start, end + 1)] == (
             sorted(full)
         )
-        assert self._count == sum(bits.bit_count() for bits in self._leaves.values())
-        assert all(0 <= bits <= self._full for bits in self._leaves.values())
+        assert self._count == sum(mask.bit_count() for mask in masks.values())

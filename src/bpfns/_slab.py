@@ -17,39 +17,80 @@ which is how the sanitizer tells a live access from a use-after-free.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-import attrs
-
-__all__ = ["KmemCache", "Slot"]
+__all__ = ["KmemCache", "SlabObject", "Slot"]
 
 
-@attrs.define(eq=False)
+class SlabObject(Protocol):
+    """What :class:`KmemCache` needs of the objects it hands out."""
+
+    addr: int
+
+    @property
+    def live(self) -> bool:
+        """Whether the object is allocated."""
+
+    def claim(self, owner: object) -> None:
+        """Mark the object allocated to ``owner``."""
+
+    def release(self) -> None:
+        """Mark the object free (its contents stay)."""
+
+    def zero(self) -> None:
+        """Clear the payload (``kmem_cache_zalloc``)."""
+
+
 class Slot:
-    """The memory of one slab object.
+    """The memory of one slab object with a plain payload.
 
     Attributes:
         addr: a fake address, unique within the Kernel.
-        mem: the object's payload (for ``bpf_obj_id``: the ``numbers[]`` array).
+        mem: the object's payload, ``size`` entries.
         level: the ``level`` field of a ``bpf_obj_id`` record.
         gen: how many times this memory has been allocated.
         live: whether it is allocated now.
         owner: the handle that allocated it last (live or not).
     """
 
-    addr: int
-    mem: list[Any]
-    level: int = 0
-    gen: int = 0
-    live: bool = False
-    owner: object = None
+    __slots__ = ("addr", "gen", "level", "live", "mem", "owner")
+
+    def __init__(self, addr: int, size: int) -> None:
+        self.addr = addr
+        self.mem: list[Any] = [None] * size
+        self.level = 0
+        self.gen = 0
+        self.live = False
+        self.owner: object = None
+
+    def claim(self, owner: object) -> None:
+        """A new generation, allocated to ``owner``."""
+        self.gen += 1
+        self.live = True
+        self.owner = owner
+
+    def release(self) -> None:
+        """Free; ``owner`` still names the last one."""
+        self.live = False
+
+    def zero(self) -> None:
+        """Clear the payload."""
+        self.mem[:] = [None] * len(self.mem)
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.addr:#x} gen={self.gen} live={self.live}>"
 
 
-@attrs.define(eq=False)
-class KmemCache:
+S = TypeVar("S", bound=SlabObject)
+
+
+class KmemCache(Generic[S]):
     """A ``struct kmem_cache`` of fixed-size objects.
 
-    ``size`` is the number of payload entries per object. Allocation and free are O(1).
+    ``size`` is the number of payload entries per object; ``new`` builds an object's
+    memory from ``(addr, size)`` (:class:`Slot` unless told otherwise). Allocation and
+    free are O(1). ``bpf_alloc_obj_id`` and ``bpf_free_obj_id`` inline both (they pop
+    and push ``_freelist`` themselves).
 
     >>> addrs = iter(range(100))
     >>> cache = KmemCache("bpf_2", 2, lambda: next(addrs))
@@ -60,37 +101,51 @@ class KmemCache:
     (True, 'stale', 1)
     """
 
-    name: str
-    size: int
-    _next_addr: Callable[[], int] = attrs.field(repr=False)
-    _freelist: list[Slot] = attrs.field(factory=list, repr=False)
-    active: int = 0
-    total: int = 0
+    __slots__ = ("_freelist", "_new", "_next_addr", "name", "size", "total")
 
-    def alloc(self, owner: object, *, zero: bool = False) -> Slot:
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        next_addr: Callable[[], int],
+        new: Callable[[int, int], S] = Slot,  # type: ignore[assignment]
+    ) -> None:
+        self.name = name
+        self.size = size
+        self._next_addr = next_addr
+        self._new = new
+        self._freelist: list[S] = []
+        #: how many objects were ever created
+        self.total = 0
+
+    def __repr__(self) -> str:
+        return f"<KmemCache {self.name} size={self.size} active={self.active}>"
+
+    @property
+    def active(self) -> int:
+        """How many objects are allocated now."""
+        return self.total - len(self._freelist)
+
+    def alloc(self, owner: object, *, zero: bool = False) -> S:
         """``kmem_cache_alloc`` (or ``kmem_cache_zalloc`` with ``zero=True``)."""
         if self._freelist:
             slot = self._freelist.pop()
             if zero:
-                slot.mem[:] = [None] * self.size
+                slot.zero()
         else:
-            slot = Slot(self._next_addr(), [None] * self.size)
+            slot = self._new(self._next_addr(), self.size)
             self.total += 1
-        slot.gen += 1
-        slot.live = True
-        slot.owner = owner
-        self.active += 1
+        slot.claim(owner)
         return slot
 
-    def free(self, slot: Slot) -> None:
+    def free(self, slot: S) -> None:
         """``kmem_cache_free``: the memory keeps its contents and is reused first."""
         assert slot.live, f"double free of {self.name} object at {slot.addr:#x}"
-        slot.live = False
-        self.active -= 1
+        slot.release()
         self._freelist.append(slot)
 
     def _check(self) -> None:
         """Assert the internal invariants."""
-        assert self.active + len(self._freelist) == self.total
+        assert 0 <= self.active <= self.total
         assert not any(slot.live for slot in self._freelist)
         assert len({id(slot) for slot in self._freelist}) == len(self._freelist)

@@ -115,7 +115,7 @@ class BpfCommands:
         """``bpf_alloc_obj_id`` in the caller's namespace; D3 returns 0 on failure."""
         k = self.kernel
         try:
-            obj_id = alloc_obj_id(k, self.bpf_ns, obj, obj.TYPE)
+            obj_id = alloc_obj_id(k, self.bpf_ns, obj, obj.TYPE, _nested=True)
         except BpfnsError:
             if k.behavior.d3_create_returns_zero:
                 return d3()
@@ -265,7 +265,7 @@ class BpfCommands:
             fd = self.files.reserve()
             link = BpfLink(k, prog.name, prog=prog, link_type=link_type)
             try:
-                obj_id = alloc_obj_id(k, self.bpf_ns, link, ObjType.LINK)
+                obj_id = alloc_obj_id(k, self.bpf_ns, link, ObjType.LINK, _nested=True)
             except BpfnsError:
                 self.files.put_unused(fd)
                 raise
