@@ -100,3 +100,9 @@ def test_slab_reprs() -> None:
     ns = k.init_ns.create_child()
     assert repr(k._ns_cache) == "<KmemCache bpf_namespace size=0 active=1>"
     assert ns._slot is not None and repr(ns._slot).endswith("gen=1 live=True>")
+
+
+def test_an_int_subclass_is_a_c_int() -> None:
+    idr = Idr()
+    assert idr.alloc("x", ObjType.PROG, 0) == 1  # an IntEnum member is an int
+    idr._check()

@@ -48,6 +48,8 @@ def c_int(value: int) -> int:
 
 
 def _check_int(name: str, value: object, lo: int, hi: int, ctype: str) -> int:
+    if value.__class__ is int and lo <= value <= hi:
+        return value
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int (a C {ctype}), not {type(value).__name__}")
     if not lo <= value <= hi:
@@ -452,14 +454,12 @@ class Ida:
         _check_int("id", id, 0, U32_MAX, "unsigned int")
         if id > INT_MAX:
             return
-        if not self._bits.is_set(id):
+        if self._bits.remove(id) is FREE:
             warnings.warn(
                 f"ida_free called for id={id} which is not allocated.",
                 KernelWarning,
                 stacklevel=2,
             )
-            return
-        self._bits.remove(id)
 
     def find_first_range(self, min: int, max: int) -> int:
         """``ida_find_first_range``: the lowest *allocated* id in ``[min, max]``.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 import functools
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 
@@ -28,7 +28,7 @@ from ._errors import BpfnsError, InvariantViolation
 from ._fault import FaultInjector, FaultSite
 from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, Ida, Idr, _check_int
-from ._obj_id import IdRecord, ObjId, ObjIdEntry, alloc_obj_id, free_obj_id
+from ._obj_id import IdRecord, ObjId, alloc_obj_id, free_obj_id
 from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
@@ -565,8 +565,7 @@ class Kernel:
         seen: dict[int, ObjId] = {}
         for ns in self.namespaces():
             for idr in ns.idr:
-                for i in idr.ids():
-                    handle = idr.find(i)
+                for i, handle in idr._bits.iter_items(0):  # every allocated id, NULL or not
                     if handle is None:
                         raise InvariantViolation(
                             "no NULL entries", f"{ns.label()} holds a NULL entry at id {i}"
@@ -583,20 +582,22 @@ class Kernel:
                     "IDR entries point to live records",
                     f"a freed record is still in an IDR: {h!r}",
                 )
-            slot = h._slot
-            for level in range(slot.level + 1):
-                entry: ObjIdEntry = slot.mem[level]  # type: ignore[assignment]
-                if entry.ns.level != level:
+            slot = h._slot  # numbers[], read from the record's arrays (deepest first)
+            nrs = cast("list[int]", slot.nrs[::-1])
+            nss = cast("list[Namespace]", slot.nss[::-1])
+            for level, (nr, ns) in enumerate(zip(nrs, nss, strict=True)):
+                if ns.level != level:
                     raise InvariantViolation("ids at every level", f"{h!r} level {level}")
-                if entry.ns.alive and entry.ns.idr[h.type].find(entry.nr) is not h:
+                alive = ns.alive
+                if alive and ns.idr[h.type]._bits.get(nr) is not h:
                     raise InvariantViolation(
                         "every live id present at each level",
-                        f"{h!r} is missing from {entry.ns.label()} as {entry.nr}",
+                        f"{h!r} is missing from {ns.label()} as {nr}",
                     )
-                if not entry.ns.alive and not self.behavior.d2_obj_id_unpinned:
+                if not alive and not self.behavior.d2_obj_id_unpinned:
                     raise InvariantViolation(
                         "nothing live references a dead namespace",
-                        f"{h!r} references {entry.ns!r}",
+                        f"{h!r} references {ns!r}",
                     )
         if len(handles) != live:
             raise InvariantViolation(
@@ -607,7 +608,8 @@ class Kernel:
         for ns in self.namespaces():
             for type_ in ObjType:
                 for nr, h in ns.idr[type_]:
-                    if h.type is not type_ or h._slot.mem[ns.level] != ObjIdEntry(nr, ns):
+                    rec, i = h._slot, h._slot.level - ns.level
+                    if h.type is not type_ or i < 0 or (rec.nrs[i], rec.nss[i]) != (nr, ns):
                         raise InvariantViolation(
                             "ids unique per (namespace, type)",
                             f"{ns.label()} {type_.name} {nr} -> {h!r}",

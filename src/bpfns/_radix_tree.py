@@ -34,7 +34,8 @@ slot is then one list read and one list write, which :meth:`bpfns.Idr.alloc_cycl
 :meth:`IdBitmap._check`: an armed leaf is present in the tree, and the cursor lies in
 ``[cur_start, cur_start + 2**shift]``, so that a negative index can never be formed; a
 disarmed tree's ``_cur`` is an empty list, on which every index raises IndexError.
-At most one empty leaf is kept: the armed one.
+At most two empty leaves are kept: the armed one, and the last one emptied (so that an id
+allocated and freed over and over creates and drops no leaf).
 
 Everything here is private; :class:`bpfns.Idr` and :class:`bpfns.Ida` are the public face.
 """
@@ -235,6 +236,7 @@ class IdBitmap:
         "_mask",
         "_next",
         "_present",
+        "_spare",
         "_tags0",
         "_width",
         "shift",
@@ -262,6 +264,9 @@ class IdBitmap:
         self._cur_base = 0
         #: no leaf reaching above this id is armed (see :meth:`arm_cursor`)
         self._arm_limit = _INT_MAX
+        #: the one empty leaf kept (the last emptied), or -1: an id allocated and freed
+        #: again and again (an fd, a pid) creates and drops no leaf
+        self._spare = -1
 
     def __repr__(self) -> str:
         return f"<IdBitmap shift={self.shift} ids={len(self)} cursor={self._next}>"
@@ -334,6 +339,8 @@ class IdBitmap:
         if leaf is not self._cur:  # account for it: mask, count, full tag
             mask = leaf[0] | 1 << off
             self._count += 1
+            if k == self._spare:
+                self._spare = -1
             if mask != self._full:
                 leaf[0] = mask
             else:  # the shared full mask; LeafTags.add, its lowest level inline
@@ -423,12 +430,18 @@ class IdBitmap:
                 del nodes[node]
         mask ^= 1 << off
         self._count -= 1
-        if mask:
-            leaf[0] = mask
-        else:
-            del self._leaves[k]
-            self._present.remove(k)
+        leaf[0] = mask
+        if not mask:
+            self._emptied(k)
         return old
+
+    def _emptied(self, k: int) -> None:
+        """Leaf ``k`` (disarmed) just became empty: keep it, forget the previous spare."""
+        spare = self._spare
+        if spare >= 0:
+            del self._leaves[spare]
+            self._present.remove(spare)
+        self._spare = k
 
     def clear_all(self) -> None:
         """Free every id (the radix tree part of ``idr_destroy``); the cursor stays."""
@@ -437,6 +450,7 @@ class IdBitmap:
         self._full_leaves.clear()
         self._count = 0
         self._cur, self._cur_k, self._cur_base = [], -1, 0
+        self._spare = -1
 
     # -- the cursor and the armed leaf ------------------------------------------------
 
@@ -466,6 +480,8 @@ class IdBitmap:
         ):
             return
         self._count -= leaf[0].bit_count()  # not full (the cursor's slot is free): no tag
+        if k == self._spare:
+            self._spare = -1
         self._cur, self._cur_k, self._cur_base = leaf, k, (k << self.shift) - 1
 
     def disarm(self) -> None:
@@ -477,8 +493,8 @@ class IdBitmap:
         self._cur, self._cur_k, self._cur_base = [], -1, 0
         n = self._width - leaf.count(FREE)
         if not n:
-            del self._leaves[k]
-            self._present.remove(k)
+            leaf[0] = 0
+            self._emptied(k)
             return
         self._count += n
         if n == self._width:
@@ -508,7 +524,8 @@ class IdBitmap:
         for k, mask in masks.items():
             assert self._leaves[k][0] == mask, f"leaf {k}: wrong mask"
             assert (mask == self._full) == (self._leaves[k][0] is self._full)
-            assert mask, f"leaf {k} is empty and not armed"
+            assert mask or k == self._spare, f"leaf {k} is empty, not armed and not the spare"
+        assert self._spare < 0 or masks.get(self._spare) == 0, "the spare leaf is not empty"
         full = [k for k, mask in masks.items() if mask == self._full]
         assert [k for start, end in self._full_leaves.runs() for k in range(start, end + 1)] == (
             sorted(full)
