@@ -410,3 +410,21 @@ def test_labels_and_repr() -> None:
         "<Namespace inum=0xf0000000 level=1 name='child_a' refcount=1 state=alive>"
     )
     assert "name=" not in repr(anon)
+
+
+def test_namespaces_sharing_an_inode_number_are_listed_oldest_first() -> None:
+    """Found by TracedMachine: the order came from a set, so two kernels built the same
+    way could list a destroyed namespace and its successor in different orders."""
+    k = Kernel()
+    pairs = []
+    for i in range(20):
+        old = k.init_ns.create_child(name=f"old{i}")
+        old.put()  # destroyed: its inode number is free, its memory waits for RCU
+        new = k.init_ns.create_child(name=f"new{i}")
+        assert new.inum == old.inum
+        pairs.append((old, new))
+        new.put()
+    listed = k.namespaces()[1:]
+    assert [ns.name for ns in listed] == [ns.name for pair in pairs for ns in pair]
+    k.synchronize_rcu()
+    assert k.namespaces() == [k.init_ns]

@@ -316,7 +316,7 @@ class Namespace:
         if tracer is not None:
             tracer.emit(NsFreed(tracer.step, tracer.ref(self)))
         self.kernel._ns_cache.free(self._slot)
-        self.kernel._namespaces.remove(self)
+        del self.kernel._namespaces[self]
 
     @traced
     def create_child(
@@ -438,7 +438,7 @@ def _alloc_namespace(
     slot.owner = ns
     parent._get("child")
     user_ns.get()
-    k._namespaces.add(ns)
+    k._namespaces[ns] = None
     if k._tracer is not None:
         k._tracer.ns_created(ns)
     return ns

@@ -141,7 +141,8 @@ class Kernel:
     _next_addr: int = attrs.field(init=False, default=0xFFFF888000000000)
     _ns_cache: KmemCache[Slot] = attrs.field(init=False)
     _obj_id_caches: dict[int, KmemCache[IdRecord]] = attrs.field(init=False, factory=dict)
-    _namespaces: set[Namespace] = attrs.field(init=False, factory=set)
+    #: Namespaces not yet freed, in creation order (a dict: the order is deterministic).
+    _namespaces: dict[Namespace, None] = attrs.field(init=False, factory=dict)
     init_task: Task = attrs.field(init=False)
     bpffs: Bpffs = attrs.field(init=False)
     audit_log: list[AuditRecord] = attrs.field(init=False, factory=list)
@@ -369,6 +370,9 @@ class Kernel:
     def namespaces(self) -> list[Namespace]:
         """``init_ns`` and every namespace not yet freed, parents before children.
 
+        Sorted by level, then inode number; a destroyed namespace waiting for its RCU
+        free shares its number with a newer one, and the older comes first.
+
         >>> k = Kernel()
         >>> _ = k.init_ns.create_child()
         >>> [ns.level for ns in k.namespaces()]
@@ -560,6 +564,8 @@ class Kernel:
             cache._check()
         for ns in self.namespaces():
             ns._check()
+        if self._tracer is not None:
+            self._tracer._check()
 
     def _live_obj_ids(self) -> list[ObjId]:
         seen: dict[int, ObjId] = {}
