@@ -126,10 +126,12 @@ class Namespace:
     #: This namespace and its ancestors, deepest first (the walk of bpf_alloc_obj_id);
     #: ``()`` once destroyed, so that an id record naming this path knows it is alive.
     _path: tuple[Namespace, ...] = attrs.field(init=False)
-    #: Per ObjType, the radix trees of ``_path``'s IDRs (the id fast paths, _obj_id.py).
-    _trees: tuple[tuple[IdBitmap, ...], ...] = attrs.field(init=False)
-    #: Whether the id fast paths apply here: object-id policy, kernel not tracing.
-    _fast_ids: bool = attrs.field(init=False)
+    #: Per ObjType, ``(i, tree)`` for the radix tree of ``_path[i]``'s IDR (the walk of
+    #: the id fast paths, _obj_id.py).
+    _trees: tuple[tuple[tuple[int, IdBitmap], ...], ...] = attrs.field(init=False)
+    #: The kernel, while the id fast paths apply here (alive, object-id policy, kernel
+    #: not tracing); None otherwise. One identity test checks all of it.
+    _fast_owner: Kernel | None = attrs.field(init=False)
     #: ``obj_id_cachep``'s free list (bpf_alloc_obj_id takes records from it inline).
     _id_freelist: list[IdRecord] = attrs.field(init=False)
     _trace_kind: ClassVar[str] = "ns"
@@ -137,8 +139,9 @@ class Namespace:
     def __attrs_post_init__(self) -> None:
         parent = self.parent
         self._path = (self,) if parent is None else (self, *parent._path)
-        self._trees = tuple(tuple(ns.idr[t]._bits for ns in self._path) for t in ObjType)
-        self._fast_ids = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
+        self._trees = _walks(self._path)
+        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
+        self._fast_owner = self.kernel if fast else None
         self._id_freelist = self.obj_id_cachep._freelist
         if isinstance(self.policy, ObjIdPolicy):  # the fast path's ids stay below end
             for idr in self.idr:
@@ -299,6 +302,7 @@ class Namespace:
         k = self.kernel
         self._state = NsState.DESTROYED
         self._path = ()
+        self._fast_owner = None
         if k._tracer is not None:
             k._tracer.emit(NsDestroyed(k._tracer.step, k._tracer.ref(self)))
         k._inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
@@ -345,13 +349,12 @@ class Namespace:
         """Assert this namespace's own invariants."""
         for idr in self.idr:
             idr._check()
-        assert self._fast_ids == (
-            isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
-        )
+        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
+        assert self._fast_owner is (self.kernel if fast and self.alive else None)
         assert self._id_freelist is self.obj_id_cachep._freelist
         path = tuple(self.ancestors())
         assert self._path == (path if self._state is NsState.ALIVE else ())
-        assert self._trees == tuple(tuple(ns.idr[t]._bits for ns in path) for t in ObjType)
+        assert self._trees == _walks(path)
         if self.is_init:
             assert self.level == 0 and self.inum == PROC_BPF_INIT_INO
             return
@@ -362,6 +365,11 @@ class Namespace:
             assert self._count > 0
         else:
             assert self._count == 0 and all(idr.is_empty() for idr in self.idr)
+
+
+def _walks(path: tuple[Namespace, ...]) -> tuple[tuple[tuple[int, IdBitmap], ...], ...]:
+    """Per ObjType, ``(i, radix tree of path[i]'s IDR)``: what ``Namespace._trees`` holds."""
+    return tuple(tuple(enumerate(ns.idr[t]._bits for ns in path)) for t in ObjType)
 
 
 def create_bpf_namespace(

@@ -345,13 +345,31 @@ def _ns_memory(k: Kernel, ns: Namespace, access: str, where: str) -> Namespace |
     return target
 
 
-def _alloc_args(k: Kernel, ns: object, obj: object, type: object) -> tuple[Namespace, ObjType]:
-    """The argument checks of ``alloc_obj_id``, in order; the namespace and the type."""
-    live = k._live_ns(ns, "alloc_obj_id")
-    type_ = k._obj_type(type)
-    if obj is None:
-        raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
-    return live, type_
+def _alloc_careful(k: Kernel, ns: object, obj: object, type: object, nested: bool) -> ObjId:
+    """``alloc_obj_id`` off its fast path: recorded if traced, checked, then line by line."""
+    if not nested:
+        tracer = k._tracer
+        if tracer is not None and not tracer.depth:
+            handle: ObjId = tracer.call(alloc_obj_id, k, (ns, obj, type), {})
+            return handle
+        ns = k._live_ns(ns, "alloc_obj_id")
+        type = k._obj_type(type)
+        if obj is None:
+            raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
+        k._step += 1
+    return _alloc_obj_id(k, ns, obj, type)  # type: ignore[arg-type]
+
+
+def _free_careful(k: Kernel, obj_id: object, type: object, nested: bool) -> None:
+    """``free_obj_id`` off its fast path: recorded if traced, checked, then line by line."""
+    if not nested:
+        tracer = k._tracer
+        if tracer is not None and not tracer.depth:
+            tracer.call(free_obj_id, k, (obj_id, type), {})
+            return
+        type = _free_args(k, obj_id, type)
+        k._step += 1
+    _free_obj_id(k, obj_id._slot, type)  # type: ignore[attr-defined,arg-type]
 
 
 def _free_args(k: Kernel, obj_id: object, type: object) -> ObjType:
@@ -420,28 +438,21 @@ def alloc_obj_id(
     bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
     """
     # This is Kernel.alloc_obj_id itself (``k`` is its ``self``), so that a public call
-    # is one Python call. Checks first (those of Kernel._live_ns and _obj_type, inline),
-    # then the fast form of the walk (module docstring): every level takes its cursor's
-    # slot in the armed leaf, or asks its policy when that slot is taken or not armed.
-    # Its meaning is _alloc_obj_id's, which runs whenever tracing, fault injection or
-    # a placeholder policy is involved.
-    tracer = k._tracer
+    # is one Python call. The common case is recognised with one test per condition
+    # (the namespace's _fast_owner is this kernel: alive, object-id policy, no tracer)
+    # and runs the fast form of the walk (module docstring): every level takes its
+    # cursor's slot in the armed leaf, or asks its policy when that slot is taken or not
+    # armed. Everything else (tracing, bad arguments, fault injection, a placeholder
+    # policy) takes _alloc_careful: the checks in order, then the line-by-line walk.
+    try:
+        if ns._fast_owner is not k or type.__class__ is not ObjType or obj is None:
+            return _alloc_careful(k, ns, obj, type, _nested)
+    except AttributeError:  # not a Namespace
+        return _alloc_careful(k, ns, obj, type, _nested)
+    if k.faults.armed:
+        return _alloc_careful(k, ns, obj, type, _nested)
     if not _nested:
-        if tracer is not None and not tracer.depth:
-            return tracer.call(alloc_obj_id, k, (ns, obj, type), {})
-        try:  # the common case, inline (only a Namespace has both of these fields)
-            if (
-                ns.kernel is not k
-                or ns._state is not _ALIVE
-                or type.__class__ is not ObjType
-                or obj is None
-            ):
-                ns, type = _alloc_args(k, ns, obj, type)
-        except AttributeError:
-            ns, type = _alloc_args(k, ns, obj, type)
         k._step += 1
-    if not ns._fast_ids or k.faults.armed:  # tracing, a placeholder policy, fault sites
-        return _alloc_obj_id(k, ns, obj, type)
     freelist = ns._id_freelist  # kmem_cache_alloc, inline
     slot = freelist.pop() if freelist else ns.obj_id_cachep.alloc(None)
     handle = _new(ObjId)  # ObjId(slot, type, obj), without the __init__ frame
@@ -450,9 +461,8 @@ def alloc_obj_id(
     handle.obj = obj
     slot.owner = handle
     nrs = slot.nrs  # numbers[level - j].nr, written in place as the C loop does
-    j = 0
     free = FREE
-    for bits in ns._trees[type]:  # deepest first
+    for j, bits in ns._trees[type]:  # deepest first
         nr = bits._next
         try:
             leaf = bits._cur
@@ -461,7 +471,6 @@ def alloc_obj_id(
                 leaf[off] = handle
                 bits._next = nr + 1
                 nrs[j] = nr
-                j += 1
                 continue
         except IndexError:  # no leaf armed, or the cursor at its end
             pass
@@ -473,7 +482,6 @@ def alloc_obj_id(
                 slot.nss = list(slot.nss)
             slot.nss[:j] = ns._path[:j]  # what the C loop wrote before it failed
             _fail(k, ns, slot, type, tmp, err)
-        j += 1
     slot.nss = ns._path
     if not k.behavior.d2_obj_id_unpinned:
         ns._get("obj_id")
@@ -603,43 +611,46 @@ def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = Fals
     True
     """
     # This is Kernel.free_obj_id itself (see alloc_obj_id). The fast form runs when the
-    # record is intact and its namespace alive (then so is every level's): a level whose
-    # id lies in the armed leaf frees its slot in place (storing FREE in a free slot is
-    # the no-op idr_remove of a free id is).
+    # record is intact (its namespaces are the deepest one's path), that namespace is a
+    # fast one of this kernel (so alive, and so is every level), and the handle is live
+    # and of this type: a level whose id lies in the armed leaf frees its slot in place
+    # (storing FREE in a free slot is the no-op idr_remove of a free id is).
+    try:
+        slot = obj_id._slot
+        nss = slot.nss
+        deepest: Namespace = nss[0]  # type: ignore[assignment]
+        if (
+            deepest._fast_owner is not k
+            or nss is not deepest._path
+            or slot.owner is not obj_id
+            or type is not obj_id.type
+        ):
+            return _free_careful(k, obj_id, type, _nested)
+    except AttributeError:  # not an ObjId, or a record never written
+        return _free_careful(k, obj_id, type, _nested)
     if not _nested:
-        tracer = k._tracer
-        if tracer is not None and not tracer.depth:
-            tracer.call(free_obj_id, k, (obj_id, type), {})
-            return
-        try:  # the common case, inline (only an ObjId's record has an owner and a kernel)
-            slot = obj_id._slot
-            if slot.owner is not obj_id or slot.kernel is not k or type is not obj_id.type:
-                type = _free_args(k, obj_id, type)
-        except AttributeError:
-            type = _free_args(k, obj_id, type)
         k._step += 1
-    slot = obj_id._slot
-    nss = slot.nss
-    deepest: Namespace = nss[0]  # type: ignore[assignment]
-    if nss is deepest._path and deepest._fast_ids:  # intact, alive (a dead one's path: ())
-        nrs = slot.nrs
-        j = 0
-        free = FREE
-        for bits in deepest._trees[type]:
-            off = nrs[j] - bits._cur_base  # type: ignore[operator]
-            j += 1
-            if off > 0:
-                try:
-                    bits._cur[off] = free
-                    continue
-                except IndexError:  # not in the armed leaf
-                    pass
-            bits.remove(nrs[j - 1])  # type: ignore[arg-type]
-        slot.owner = None  # kmem_cache_free, inline
-        deepest._id_freelist.append(slot)
-        if not k.behavior.d2_obj_id_unpinned:
-            deepest._put("obj_id")
-        return
+    nrs = slot.nrs
+    free = FREE
+    for j, bits in deepest._trees[type]:
+        off = nrs[j] - bits._cur_base  # type: ignore[operator]
+        if off > 0:
+            try:
+                bits._cur[off] = free
+                continue
+            except IndexError:  # not in the armed leaf
+                pass
+        bits.remove(nrs[j])  # type: ignore[arg-type]
+    slot.owner = None  # kmem_cache_free, inline
+    deepest._id_freelist.append(slot)
+    if not k.behavior.d2_obj_id_unpinned:
+        deepest._put("obj_id")
+    return None
+
+
+def _free_obj_id(k: Kernel, slot: IdRecord, type: ObjType) -> None:
+    """``bpf_free_obj_id`` line by line: trace events, D2 checks at every level."""
+    deepest: Namespace = slot.nss[0]  # type: ignore[assignment]
     for i in range(slot.level, -1, -1):
         _remove_id(k, slot, i, type, "bpf_free_obj_id")
     if deepest._state is not _ALIVE:
