@@ -220,9 +220,9 @@ class Idr:
         bits = self._bits
         nextid = bits._next
         leaf = bits._cur
-        if leaf and start <= nextid <= max_:  # a leaf is armed: 1 <= off <= 2**shift + 1
+        if leaf and start <= nextid <= max_:  # a leaf is armed: 0 <= off <= 2**shift
             off = nextid - bits._cur_base
-            if off <= bits._width and leaf[off] is FREE:
+            if off < bits._width and leaf[off] is FREE:
                 leaf[off] = ptr
                 bits._next = nextid + 1
                 return nextid

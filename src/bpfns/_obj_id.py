@@ -634,7 +634,7 @@ def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = Fals
     free = FREE
     for j, bits in deepest._trees[type]:
         off = nrs[j] - bits._cur_base  # type: ignore[operator]
-        if off > 0:
+        if off >= 0:
             try:
                 bits._cur[off] = free
                 continue

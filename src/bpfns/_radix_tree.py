@@ -199,18 +199,21 @@ RunSet = LeafTags
 
 def _scan_mask(leaf: list[Any]) -> int:
     """The mask of a leaf's allocated slots (bit ``j`` for slot ``j``), by identity, in C."""
-    taken = bytes(map(is_not, reversed(leaf), repeat(FREE)))  # leaf[0] last: bit 0, dropped
-    return int(taken.translate(_DIGITS), 2) >> 1
+    taken = bytes(map(is_not, reversed(leaf), repeat(FREE)))
+    return int(taken.translate(_DIGITS), 2)
 
 
 class IdBitmap:
     """The slots of ids ``[0, 2**32)``, with O(log n) lowest-free search and a cursor.
 
     Models the IDR_FREE-tagged radix tree of lib/radix-tree.c (kernel.md A.1). A leaf
-    is a list: ``leaf[0]`` is the mask of its allocated slots (bit ``j`` for slot ``j``;
-    stale while the leaf is armed), ``leaf[1 + j]`` is slot ``j``: :data:`FREE`, or the
-    stored pointer. ``_next`` is the cyclic cursor of the :class:`bpfns.Idr` on top (an
-    Ida never moves it).
+    is a list of ``2**shift`` slots, each :data:`FREE` or the stored pointer; ``_masks``
+    holds, per leaf, the mask of its allocated slots (bit ``j`` for slot ``j``; the
+    armed leaf has none while armed). The masks live in one small dict rather than in
+    the leaves: a search or a removal in a large tree then reads a mask without loading
+    a cold leaf's first cache line, and every full leaf shares one mask object.
+    ``_next`` is the cyclic cursor of the :class:`bpfns.Idr` on top (an Ida never moves
+    it).
 
     Complexity: :meth:`get`, :meth:`put` and :meth:`remove` are O(1) except when a leaf
     becomes full, stops being full, or is created or dropped (O(log n), once per
@@ -234,6 +237,7 @@ class IdBitmap:
         "_full_leaves",
         "_leaves",
         "_mask",
+        "_masks",
         "_next",
         "_present",
         "_spare",
@@ -246,9 +250,12 @@ class IdBitmap:
         self.shift = shift
         self._width = 1 << shift
         self._mask = self._width - 1
+        #: the mask of a full leaf; every full leaf's mask is this very object
         self._full = (1 << self._width) - 1
-        #: leaf number -> [mask, slot 0, ..., slot 2**shift - 1]
+        #: leaf number -> its slots
         self._leaves: dict[int, list[Any]] = {}
+        #: leaf number -> the mask of its allocated slots (disarmed leaves)
+        self._masks: dict[int, int] = {}
         self._present: SortedList = SortedList()  # type: ignore[type-arg]
         self._full_leaves = LeafTags()
         #: the lowest level of the full-leaf tags, used inline on the hot paths
@@ -257,7 +264,7 @@ class IdBitmap:
         self._count = 0
         #: the cyclic cursor, ``idr_next``
         self._next = 0
-        #: the armed leaf (``[]`` when none is armed), its number, and its first id - 1:
+        #: the armed leaf (``[]`` when none is armed), its number, and its first id:
         #: the slot of id ``i`` is ``_cur[i - _cur_base]``
         self._cur: list[Any] = []
         self._cur_k = -1
@@ -280,7 +287,7 @@ class IdBitmap:
     def get(self, i: int) -> Any:
         """The content of slot ``i``: the stored pointer, or :data:`FREE`. O(1)."""
         leaf = self._leaves.get(i >> self.shift)
-        return FREE if leaf is None else leaf[(i & self._mask) + 1]
+        return FREE if leaf is None else leaf[i & self._mask]
 
     def is_set(self, i: int) -> bool:
         """Whether id ``i`` is allocated. O(1)."""
@@ -289,12 +296,12 @@ class IdBitmap:
     def _locate(self, lo: int) -> tuple[int, list[Any] | None, int]:
         """Where the lowest free id ``>= lo`` is: ``(leaf number, leaf or None, slot)``.
 
-        One leaf's mask (the armed leaf's mask is stale: its slots are searched, in C);
-        if it has no free slot at or above ``lo``, the full-leaf tags (their lowest
-        level inline) and one more leaf, where an absent leaf is all free.
+        One leaf's mask (the armed leaf has none: its slots are searched, in C); if it
+        has no free slot at or above ``lo``, the full-leaf tags (their lowest level
+        inline) and one more leaf, where an absent leaf is all free.
         """
-        shift, full = self.shift, self._full
-        k = lo >> shift
+        full, masks = self._full, self._masks
+        k = lo >> self.shift
         off = lo & self._mask
         leaf = self._leaves.get(k)
         if leaf is None:
@@ -302,16 +309,21 @@ class IdBitmap:
         while True:
             if leaf is self._cur:
                 try:
-                    return k, leaf, leaf.index(FREE, off + 1) - 1
+                    return k, leaf, leaf.index(FREE, off)
                 except ValueError:
                     pass
-            elif leaf[0] is not full:  # a full leaf's mask is the one shared _full object
-                free = (~leaf[0] & full) >> off
-                if free:
-                    return k, leaf, off + (free & -free).bit_length() - 1
-            k += 1  # the first leaf after k without a full tag
-            free = (~self._tags0.get(k >> _NODE_SHIFT, 0) & _NODE_ALL) >> (k & _NODE_MASK)
-            k = k + (free & -free).bit_length() - 1 if free else self._full_leaves.next_absent(k)
+            else:
+                mask = masks[k]
+                if mask is not full:
+                    mask |= (1 << off) - 1  # the slots below off count as taken
+                    if mask != full:  # the lowest clear bit of mask: ~mask & (mask + 1)
+                        return k, leaf, (~mask & (mask + 1)).bit_length() - 1
+            k += 1  # the first leaf after k without a full tag (LeafTags.next_absent)
+            tags = self._tags0.get(k >> _NODE_SHIFT, 0) | ((1 << (k & _NODE_MASK)) - 1)
+            if tags != _NODE_ALL:
+                k = ((k >> _NODE_SHIFT) << _NODE_SHIFT) + (~tags & (tags + 1)).bit_length() - 1
+            else:
+                k = self._full_leaves.next_absent(k)
             leaf = self._leaves.get(k)
             if leaf is None:
                 return k, None, 0
@@ -335,16 +347,17 @@ class IdBitmap:
             return None
         if leaf is None:
             leaf = self._new_leaf(k)
-        leaf[off + 1] = ptr
+        leaf[off] = ptr
         if leaf is not self._cur:  # account for it: mask, count, full tag
-            mask = leaf[0] | 1 << off
+            masks = self._masks
+            mask = masks[k] | 1 << off
             self._count += 1
             if k == self._spare:
                 self._spare = -1
             if mask != self._full:
-                leaf[0] = mask
+                masks[k] = mask
             else:  # the shared full mask; LeafTags.add, its lowest level inline
-                leaf[0] = self._full
+                masks[k] = self._full
                 nodes = self._tags0
                 tags = nodes.get(k >> _NODE_SHIFT, 0) | 1 << (k & _NODE_MASK)
                 if tags == _NODE_ALL:
@@ -353,9 +366,10 @@ class IdBitmap:
                     nodes[k >> _NODE_SHIFT] = tags
         if cyclic:
             nxt = self._next = (found + 1) & _U32_MAX
-            if nxt >> self.shift != self._cur_k and (
-                self._cur_k >= 0 or off == self._mask or leaf[off + 2] is FREE
-            ):  # something to disarm, or maybe to arm
+            if self._cur_k >= 0:
+                if nxt >> self.shift != self._cur_k:  # the cursor left the armed leaf
+                    self.arm_cursor()
+            elif off == self._mask or leaf[off + 1] is FREE:  # maybe a leaf to arm
                 self.arm_cursor()
         return found
 
@@ -382,7 +396,7 @@ class IdBitmap:
         while True:
             if leaf is not None:
                 start = k << shift
-                slots = leaf[off + 1 :]
+                slots = leaf[off:]
                 taken = compress(range(off, width), map(is_not, slots, repeat(FREE)))
                 for j in taken:
                     yield start + j, slots[j - off]
@@ -396,13 +410,14 @@ class IdBitmap:
     # -- writing ----------------------------------------------------------------------
 
     def _new_leaf(self, k: int) -> list[Any]:
-        leaf = self._leaves[k] = [0, *repeat(FREE, self._width)]
+        leaf = self._leaves[k] = [FREE] * self._width
+        self._masks[k] = 0
         self._present.add(k)
         return leaf
 
     def put(self, i: int, ptr: object) -> None:
         """Store ``ptr`` in the slot of the allocated id ``i`` (``idr_replace``)."""
-        self._leaves[i >> self.shift][(i & self._mask) + 1] = ptr
+        self._leaves[i >> self.shift][i & self._mask] = ptr
 
     def remove(self, i: int) -> Any:
         """Free ``i``; return what its slot held, or :data:`FREE` if it was not allocated."""
@@ -411,13 +426,14 @@ class IdBitmap:
         if leaf is None:
             return FREE
         off = i & self._mask
-        old = leaf[off + 1]
+        old = leaf[off]
         if old is FREE:
             return FREE
-        leaf[off + 1] = FREE
+        leaf[off] = FREE
         if leaf is self._cur:
             return old
-        mask = leaf[0]
+        masks = self._masks
+        mask = masks[k]
         if mask is self._full:  # no longer full (LeafTags.discard, its lowest level inline)
             nodes = self._tags0
             node = k >> _NODE_SHIFT
@@ -430,7 +446,7 @@ class IdBitmap:
                 del nodes[node]
         mask ^= 1 << off
         self._count -= 1
-        leaf[0] = mask
+        masks[k] = mask
         if not mask:
             self._emptied(k)
         return old
@@ -439,13 +455,14 @@ class IdBitmap:
         """Leaf ``k`` (disarmed) just became empty: keep it, forget the previous spare."""
         spare = self._spare
         if spare >= 0:
-            del self._leaves[spare]
+            del self._leaves[spare], self._masks[spare]
             self._present.remove(spare)
         self._spare = k
 
     def clear_all(self) -> None:
         """Free every id (the radix tree part of ``idr_destroy``); the cursor stays."""
         self._leaves.clear()
+        self._masks.clear()
         self._present.clear()
         self._full_leaves.clear()
         self._count = 0
@@ -460,29 +477,31 @@ class IdBitmap:
         self._next = value
 
     def arm_cursor(self) -> None:
-        """Arm the cursor's leaf if its slot is free and the leaf may be armed.
+        """Arm the cursor's leaf if every slot from the cursor to the leaf's end is free.
 
         Called by :meth:`take` after a cyclic allocation moved the cursor to
         ``found + 1`` out of the armed leaf (or none was armed). That leaf is disarmed.
         The cursor's leaf is armed if it exists, lies wholly at or below ``_arm_limit``
-        and has the cursor's slot free (a dense, wrapped id space, where that slot is
-        taken, stays disarmed).
+        and is free from the cursor on: a fresh or emptied leaf, where the cyclic
+        allocator will take slot after slot. A leaf with ids ahead of the cursor (a
+        dense, wrapped id space) stays disarmed: arming it would only defer its
+        bookkeeping to an expensive disarm.
         """
         nxt = self._next
         k = nxt >> self.shift
         if self._cur_k >= 0:
             self.disarm()  # the cursor left the armed leaf
         leaf = self._leaves.get(k)
-        if (
-            leaf is None
-            or nxt | self._mask > self._arm_limit
-            or leaf[(nxt & self._mask) + 1] is not FREE
-        ):
+        if leaf is None or nxt | self._mask > self._arm_limit:
             return
-        self._count -= leaf[0].bit_count()  # not full (the cursor's slot is free): no tag
+        mask = self._masks[k]
+        if mask >> (nxt & self._mask):  # ids ahead of the cursor
+            return
+        del self._masks[k]
+        self._count -= mask.bit_count()
         if k == self._spare:
             self._spare = -1
-        self._cur, self._cur_k, self._cur_base = leaf, k, (k << self.shift) - 1
+        self._cur, self._cur_k, self._cur_base = leaf, k, k << self.shift
 
     def disarm(self) -> None:
         """Settle the armed leaf's bookkeeping from its slots, if one is armed."""
@@ -493,15 +512,15 @@ class IdBitmap:
         self._cur, self._cur_k, self._cur_base = [], -1, 0
         n = self._width - leaf.count(FREE)
         if not n:
-            leaf[0] = 0
+            self._masks[k] = 0
             self._emptied(k)
             return
         self._count += n
         if n == self._width:
-            leaf[0] = self._full
+            self._masks[k] = self._full
             self._full_leaves.add(k)
         else:
-            leaf[0] = _scan_mask(leaf)
+            self._masks[k] = _scan_mask(leaf)
 
     # -- debugging --------------------------------------------------------------------
 
@@ -510,20 +529,20 @@ class IdBitmap:
         self._present._check()  # type: ignore[attr-defined]
         self._full_leaves._check()
         assert list(self._present) == sorted(self._leaves)
-        assert all(len(leaf) == self._width + 1 for leaf in self._leaves.values())
+        assert all(len(leaf) == self._width for leaf in self._leaves.values())
         masks = {k: _scan_mask(leaf) for k, leaf in self._leaves.items()}
         if self._cur_k >= 0:
             assert self._leaves.get(self._cur_k) is self._cur, "the armed leaf is not in the tree"
-            start = self._cur_base + 1
+            start = self._cur_base
             assert start == self._cur_k << self.shift
             assert start <= self._next <= start + self._width
             assert start + self._mask <= self._arm_limit
             del masks[self._cur_k]
         else:
             assert self._cur == [] and self._cur_base == 0
+        assert self._masks == masks, "wrong masks"
         for k, mask in masks.items():
-            assert self._leaves[k][0] == mask, f"leaf {k}: wrong mask"
-            assert (mask == self._full) == (self._leaves[k][0] is self._full)
+            assert (mask == self._full) == (self._masks[k] is self._full)
             assert mask or k == self._spare, f"leaf {k} is empty, not armed and not the spare"
         assert self._spare < 0 or masks.get(self._spare) == 0, "the spare leaf is not empty"
         full = [k for k, mask in masks.items() if mask == self._full]
