@@ -106,3 +106,13 @@ def test_an_int_subclass_is_a_c_int() -> None:
     idr = Idr()
     assert idr.alloc("x", ObjType.PROG, 0) == 1  # an IntEnum member is an int
     idr._check()
+
+
+def test_a_search_hops_over_a_full_armed_leaf() -> None:
+    idr = Idr._with_leaf_shift(2)  # leaves of 4 ids
+    assert [idr.alloc("a", 0, 0) for _ in range(4)] == [0, 1, 2, 3]  # leaf 0 full
+    idr.cursor = 4
+    assert [idr.alloc_cyclic("b", 1, 100) for _ in range(4)] == [4, 5, 6, 7]
+    assert idr._bits._cur_k == 1  # leaf 1 armed, and full: it has no full tag
+    assert idr.alloc("c", 0, 0) == 8
+    idr._check()

@@ -420,15 +420,18 @@ class Ida:
         _check_int("max", max, 0, U32_MAX, "unsigned int")
         if min > INT_MAX:
             raise BpfnsError(errno.ENOSPC, f"ida_alloc_range: min={min} is above INT_MAX")
-        max = INT_MAX if max > INT_MAX else max
+        return self._take(min, INT_MAX if max > INT_MAX else max)
+
+    def alloc(self) -> int:
+        """``ida_alloc``: ``alloc_range(0, ~0)`` (fds and inode numbers: no checks to make)."""
+        return self._take(0, INT_MAX)
+
+    def _take(self, min: int, max: int) -> int:
+        """The lowest free id in ``[min, max]`` (checked C values), or ENOSPC."""
         found = self._bits.take(min, max, None) if min <= max else None
         if found is None:
             raise _enospc("ida_alloc_range", min, max)
         return found
-
-    def alloc(self) -> int:
-        """``ida_alloc``: ``alloc_range(0, ~0)``."""
-        return self.alloc_range(0, U32_MAX)
 
     def alloc_min(self, min: int) -> int:
         """``ida_alloc_min``: ``alloc_range(min, ~0)``."""

@@ -19,12 +19,17 @@ out are "burned"), exactly as ``alloc_pid`` leaves them (kernel.md C.2 step 7).
 **Fast paths.** Both walks run once per level of every object created or freed, so they
 come in two forms with one meaning. The general form is the C code line by line: the
 policy's allocation at each level, fault-injection sites, trace events, D1, D2. When no
-tracer, no fault injector and no placeholder policy are involved, and (for the free)
-the record's namespace is alive, the fast form does the same work inline: at each level
-it takes the cursor's slot in the IDR's armed radix-tree leaf (see
-:mod:`bpfns._radix_tree`), and falls back to that level's policy only when the slot is
-taken or not armed. Every level of a live namespace's chain is alive (a namespace pins
-its parent), which is why the free needs one D2 test, not one per level.
+tracer, no fault injector and no placeholder policy are involved, the arguments are the
+common ones, and (for the free) the record is intact and its namespace alive, the fast
+form does the same work inline: at each level it takes the cursor's slot in the IDR's
+armed radix-tree leaf (see :mod:`bpfns._radix_tree`), and falls back to that level's
+policy only when the slot is taken or not armed. One identity test recognises the
+common case: a namespace's ``_fast_owner`` is its kernel while it is alive, uses the
+object-id policy and its kernel does not trace. Every level of a live namespace's chain
+is alive (a namespace pins its parent), which is why the free needs one D2 test, not
+one per level. :meth:`bpfns.Kernel.alloc_obj_id` and :meth:`bpfns.Kernel.free_obj_id`
+*are* :func:`alloc_obj_id` and :func:`free_obj_id`, so that a public call is one Python
+call (issue 7's benchmark, ``benchmarks/run.py``, measures it against a bare dict loop).
 
 The record (:class:`IdRecord`) keeps ``numbers[]`` as two arrays, deepest level first:
 the ids, and the namespaces. After a successful allocation the namespace array *is* the

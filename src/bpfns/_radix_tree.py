@@ -11,10 +11,9 @@ is why a NULL entry is allocated.)
 
 * leaves: a ``dict`` from leaf number to a list of ``2**shift`` slots. A slot holds the
   stored pointer (``None`` for a NULL entry) or :data:`FREE`. Reading, allocating or
-  freeing one id touches one slot of one leaf. Each leaf also has a count of its
-  allocated slots and, computed when a search first needs it and then kept up to date,
-  a ``2**shift``-bit mask of them, in which the lowest free slot at or above an offset
-  is a couple of integer operations.
+  freeing one id touches one slot of one leaf. Beside them, a ``dict`` of leaf masks
+  (bit ``j`` set when slot ``j`` is allocated), in which the lowest free slot at or above
+  an offset is a couple of integer operations; every full leaf shares one mask object.
 * :class:`LeafTags`: which leaves are completely full, as the kernel's inner nodes tag
   them: a 256-ary tree of bitmasks. It answers "first leaf at or after ``k`` that is
   not full" with a few integer operations per level, so a dense, wrapped id space with
@@ -26,16 +25,18 @@ A sorted list of the leaves that hold any id serves ascending walks (``idr_get_n
 **The armed leaf.** A cyclic allocator spends its life allocating the slot its cursor
 points at, in one leaf, and freeing recent ids in that same leaf. The tree therefore
 keeps the cursor (``idr_next``, :attr:`IdBitmap._next`) and *arms* the leaf it points
-into: while armed, a leaf's slots are written directly, with no bookkeeping (its
-per-leaf count, its membership of the full-leaf runs and its share of ``_count`` are
-settled when it is disarmed, by counting its :data:`FREE` slots). Allocating the cursor's
-slot is then one list read and one list write, which :meth:`bpfns.Idr.alloc_cyclic` and
-``bpf_alloc_obj_id`` (:mod:`bpfns._obj_id`) do inline. The invariants, checked by
-:meth:`IdBitmap._check`: an armed leaf is present in the tree, and the cursor lies in
-``[cur_start, cur_start + 2**shift]``, so that a negative index can never be formed; a
-disarmed tree's ``_cur`` is an empty list, on which every index raises IndexError.
-At most two empty leaves are kept: the armed one, and the last one emptied (so that an id
-allocated and freed over and over creates and drops no leaf).
+into when that leaf is free from the cursor on: while armed, a leaf's slots are written
+directly, with no bookkeeping (its mask, its full tag and its share of ``_count`` are
+settled when it is disarmed, by looking at its slots once). Allocating the cursor's slot
+is then one list read and one list write, which :meth:`bpfns.Idr.alloc_cyclic` and
+``bpf_alloc_obj_id`` (:mod:`bpfns._obj_id`) do inline, and freeing an id of the armed
+leaf is one list write. The invariants, checked by :meth:`IdBitmap._check`: an armed
+leaf is present in the tree, and the cursor lies in ``[cur_base, cur_base + 2**shift]``,
+so that the index ``cursor - cur_base`` is never negative and is out of range (an
+IndexError) only at the leaf's end; a disarmed tree's ``_cur`` is an empty list, on
+which every index raises IndexError. At most two empty leaves are kept: the armed one,
+and the last one emptied (so that an id allocated and freed over and over, an fd or a
+pid, creates and drops no leaf).
 
 Everything here is private; :class:`bpfns.Idr` and :class:`bpfns.Ida` are the public face.
 """
@@ -55,7 +56,6 @@ __all__ = ["FREE", "IdBitmap", "LeafTags", "RunSet"]
 DEFAULT_SHIFT = 8
 #: No leaf above this id is ever armed, unless a tree is told otherwise.
 _INT_MAX = 0x7FFFFFFF
-_U32_MAX = 0xFFFFFFFF
 #: bytes 0 and 1 to the digits "0" and "1" (a leaf's mask, built in C; see _scan_mask)
 _DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
@@ -79,7 +79,7 @@ FREE: Final = _Free()
 
 
 #: A tag node covers 2**_NODE_SHIFT children; four levels of nodes cover 2**32 leaves.
-_NODE_SHIFT = 8
+_NODE_SHIFT = 8  # the hot paths of IdBitmap write 8 and 255 as literals
 _NODE_MASK = (1 << _NODE_SHIFT) - 1
 _NODE_ALL = (1 << (1 << _NODE_SHIFT)) - 1
 _TAG_LEVELS = 4
@@ -300,34 +300,40 @@ class IdBitmap:
         has no free slot at or above ``lo``, the full-leaf tags (their lowest level
         inline) and one more leaf, where an absent leaf is all free.
         """
-        full, masks = self._full, self._masks
+        full, masks, leaves = self._full, self._masks, self._leaves
         k = lo >> self.shift
-        off = lo & self._mask
-        leaf = self._leaves.get(k)
+        leaf = leaves.get(k)
         if leaf is None:
-            return k, None, off
-        while True:
-            if leaf is self._cur:
-                try:
-                    return k, leaf, leaf.index(FREE, off)
-                except ValueError:
-                    pass
-            else:
-                mask = masks[k]
-                if mask is not full:
-                    mask |= (1 << off) - 1  # the slots below off count as taken
-                    if mask != full:  # the lowest clear bit of mask: ~mask & (mask + 1)
-                        return k, leaf, (~mask & (mask + 1)).bit_length() - 1
-            k += 1  # the first leaf after k without a full tag (LeafTags.next_absent)
-            tags = self._tags0.get(k >> _NODE_SHIFT, 0) | ((1 << (k & _NODE_MASK)) - 1)
-            if tags != _NODE_ALL:
-                k = ((k >> _NODE_SHIFT) << _NODE_SHIFT) + (~tags & (tags + 1)).bit_length() - 1
+            return k, None, lo & self._mask
+        if leaf is self._cur:
+            try:
+                return k, leaf, leaf.index(FREE, lo & self._mask)
+            except ValueError:
+                pass
+        else:
+            mask = masks[k]
+            if mask is not full:
+                mask |= (1 << (lo & self._mask)) - 1  # the slots below lo count as taken
+                if mask != full:  # the lowest clear bit of mask: ~mask & (mask + 1)
+                    return k, leaf, (~mask & (mask + 1)).bit_length() - 1
+        while True:  # the next leaf without a full tag: it has a free slot (or is armed)
+            k += 1
+            tags = self._tags0.get(k >> 8, 0) >> (k & 255)  # LeafTags.next_absent, inline
+            step = (~tags & (tags + 1)).bit_length() - 1  # its lowest clear bit
+            if (k & 255) + step < 256:
+                k += step
             else:
                 k = self._full_leaves.next_absent(k)
-            leaf = self._leaves.get(k)
+            leaf = leaves.get(k)
             if leaf is None:
                 return k, None, 0
-            off = 0
+            if leaf is not self._cur:
+                mask = masks[k]
+                return k, leaf, (~mask & (mask + 1)).bit_length() - 1
+            try:
+                return k, leaf, leaf.index(FREE)
+            except ValueError:  # the armed leaf, full (it has no tag)
+                pass
 
     def find_free(self, lo: int, hi: int) -> int | None:
         """Lowest id in ``[lo, hi]`` that is not allocated, or None. O(log n)."""
@@ -335,7 +341,9 @@ class IdBitmap:
         found = (k << self.shift) + off
         return found if found <= hi else None
 
-    def take(self, lo: int, hi: int, ptr: object, cyclic: bool = False) -> int | None:
+    def take(  # noqa: PLR0912 - one pass: every Idr and Ida allocation but the fast path
+        self, lo: int, hi: int, ptr: object, cyclic: bool = False
+    ) -> int | None:
         """:meth:`find_free`, then the id taken and ``ptr`` stored in its slot; or None.
 
         With ``cyclic``, the cursor also moves to the id after it and the leaf it then
@@ -348,7 +356,9 @@ class IdBitmap:
         if leaf is None:
             leaf = self._new_leaf(k)
         leaf[off] = ptr
-        if leaf is not self._cur:  # account for it: mask, count, full tag
+        if leaf is self._cur:
+            mask = 0  # (the armed leaf's mask is settled when it is disarmed)
+        else:  # account for it: mask, count, full tag
             masks = self._masks
             mask = masks[k] | 1 << off
             self._count += 1
@@ -357,19 +367,19 @@ class IdBitmap:
             if mask != self._full:
                 masks[k] = mask
             else:  # the shared full mask; LeafTags.add, its lowest level inline
-                masks[k] = self._full
+                masks[k] = mask = self._full
                 nodes = self._tags0
-                tags = nodes.get(k >> _NODE_SHIFT, 0) | 1 << (k & _NODE_MASK)
+                tags = nodes.get(k >> 8, 0) | 1 << (k & 255)
                 if tags == _NODE_ALL:
                     self._full_leaves.add(k)
                 else:
-                    nodes[k >> _NODE_SHIFT] = tags
+                    nodes[k >> 8] = tags
         if cyclic:
-            nxt = self._next = (found + 1) & _U32_MAX
+            nxt = self._next = (found + 1) & 0xFFFFFFFF
             if self._cur_k >= 0:
                 if nxt >> self.shift != self._cur_k:  # the cursor left the armed leaf
                     self.arm_cursor()
-            elif off == self._mask or leaf[off + 1] is FREE:  # maybe a leaf to arm
+            elif not mask >> (off + 1):  # free from the cursor on: a leaf to arm, maybe
                 self.arm_cursor()
         return found
 
@@ -436,11 +446,11 @@ class IdBitmap:
         mask = masks[k]
         if mask is self._full:  # no longer full (LeafTags.discard, its lowest level inline)
             nodes = self._tags0
-            node = k >> _NODE_SHIFT
+            node = k >> 8
             tags = nodes[node]
             if tags == _NODE_ALL:
                 self._full_leaves.discard(k)
-            elif tags := tags ^ 1 << (k & _NODE_MASK):
+            elif tags := tags ^ 1 << (k & 255):
                 nodes[node] = tags
             else:
                 del nodes[node]
