@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Pro
 import attrs
 
 if TYPE_CHECKING:
+    from ._bpf_namespace import Namespace
     from ._kernel import Kernel
 
 __all__ = [
@@ -519,7 +520,7 @@ class Tracer:
         self.ref(k.init_user_ns)
         self.ns_created(k.init_ns)
 
-    def ns_created(self, ns: Any) -> None:
+    def ns_created(self, ns: Namespace) -> None:
         """Record ``create_bpf_namespace``'s result."""
         parent = None if ns.parent is None else self.ref(ns.parent)
         self.emit(NsCreated(self.step, self.ref(ns), parent, ns.level, ns.inum, ns.name))
