@@ -281,6 +281,7 @@ CALL_ERRORS = {
     "unknown enum": ({"args": [{"enum": "os", "name": "system"}]}, "unknown enum member"),
     "unknown member": ({"args": [{"enum": "ObjType", "name": "X"}]}, "unknown enum member"),
     "odd dict": ({"args": [{"eval": "1"}]}, "cannot decode argument"),
+    "private kwarg": ({"kwargs": {"_nested": True}}, r"private arguments \['_nested'\]"),
 }
 
 

@@ -200,6 +200,9 @@ def _call(source: str, line: int, k: Kernel, enter: Enter) -> None:
         raise TraceError(
             source, line, f"{type(target).__name__}.{enter.op} is not a call a trace may make"
         )
+    private = sorted(name for name in enter.kwargs if name.startswith("_"))
+    if private:
+        raise TraceError(source, line, f"{enter.op}: private arguments {private} are not data")
     args = [_decode(source, line, a, objects) for a in enter.args]
     kwargs = {name: _decode(source, line, v, objects) for name, v in enter.kwargs.items()}
     # An exception is part of what the call did: its Return event records it, and
