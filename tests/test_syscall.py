@@ -6,6 +6,8 @@ import errno
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bpfns import (
     BPF_F_RDONLY,
@@ -14,8 +16,10 @@ from bpfns import (
     FIXED,
     INT_MAX,
     RFC,
+    U32_MAX,
     AuditRecord,
     Behavior,
+    BpfnsError,
     Cap,
     FaultSite,
     Kernel,
@@ -70,7 +74,10 @@ def test_create_needs_cap_bpf_or_sys_admin() -> None:
     [
         {"name": "a_name_that_is_too_long"},
         {"name": "bad name"},
+        {"name": "caf\u00e9"},  # UTF-8 bytes 0xc3 0xa9: the kernel's isalnum rejects 0xa9
+        {"name": "\u0661"},  # ARABIC-INDIC DIGIT ONE: str.isalnum() is True, the kernel's not
         {"key_size": 0},
+        {"value_size": 0},
         {"max_entries": 0},
     ],
 )
@@ -81,9 +88,53 @@ def test_map_create_einval(kwargs: dict[str, object]) -> None:
     assert k.snapshot() == before
 
 
-def test_map_create_type_errors() -> None:
-    with pytest.raises(TypeError, match="name"):
-        Kernel().init_task.map_create(name=7)  # type: ignore[arg-type]
+def test_map_create_accepts_every_allowed_character() -> None:
+    t = Kernel().init_task
+    for name in ("AZaz09_.", "x" * 15, ""):
+        assert t.obj_get_info_by_fd(t.map_create(name=name)).name == name
+
+
+def test_map_create_eperm_comes_before_argument_errors() -> None:
+    t = Kernel().init_task.clone()
+    t.drop_capabilities(Cap.CAP_BPF, Cap.CAP_SYS_ADMIN)
+    assert errno_of(lambda: t.map_create(name="bad name", key_size=0)) == errno.EPERM
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": 7}, TypeError, "name must be a str"),
+        ({"key_size": 4.0}, TypeError, "key_size must be an int"),
+        ({"value_size": True}, TypeError, "value_size must be an int"),
+        ({"max_entries": -1}, ValueError, "max_entries=-1 does not fit a C u32"),
+        ({"map_type": 2**32}, ValueError, "map_type=4294967296 does not fit a C u32"),
+    ],
+)
+def test_map_create_misuse(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+    k = Kernel()
+    before = k.snapshot()
+    with pytest.raises(error, match=match):
+        k.init_task.map_create(**kwargs)  # type: ignore[arg-type]
+    assert k.snapshot() == before
+
+
+def test_close_checks_its_fd_as_a_c_int() -> None:
+    t = Kernel().init_task
+    with pytest.raises(ValueError, match="does not fit a C int"):
+        t.close(2**31)
+    with pytest.raises(TypeError, match="fd must be an int"):
+        t.close("0")  # type: ignore[arg-type]
+    assert errno_of(lambda: t.close(-1)) == errno.EBADF
+
+
+def test_the_hot_commands_refuse_an_exited_task() -> None:
+    t = Kernel().init_task.clone()
+    fd = t.map_create()
+    t.exit()
+    with pytest.raises(ValueError, match=r"close: .* has exited; use a live task"):
+        t.close(fd)
+    with pytest.raises(ValueError, match=r"BPF_MAP_CREATE\): .* has exited"):
+        t.map_create()
 
 
 def test_emfile_frees_the_new_object_and_keeps_only_cursors() -> None:
@@ -500,3 +551,91 @@ def test_prog_load_emfile_keeps_its_map_reference_until_the_grace_period() -> No
     k.synchronize_rcu()
     assert obj.refcnt == 1
     k.check()
+
+
+# -- map_create's one-line argument test is exact ------------------------------------------
+
+GOOD = {
+    "name": st.sampled_from(["", "m", "a.b_C9", "x" * 15]),
+    "key_size": st.sampled_from([1, 4, U32_MAX]),
+    "value_size": st.sampled_from([1, 4, U32_MAX]),
+    "max_entries": st.sampled_from([1, 4, U32_MAX]),
+    "map_type": st.sampled_from([0, 2, U32_MAX]),
+}
+BAD_NAMES = st.sampled_from(["x" * 16, "bad name", "caf\u00e9", 7])
+BAD_SIZES = st.sampled_from([0, -1, U32_MAX + 1, 4.0, True, None])
+#: Valid arguments with at most two of them spoiled, so each single fault is common.
+MAP_ARGS = st.fixed_dictionaries(GOOD).flatmap(
+    lambda good: st.lists(
+        st.sampled_from(sorted(good)).flatmap(
+            lambda key: st.tuples(st.just(key), BAD_NAMES if key == "name" else BAD_SIZES)
+        ),
+        max_size=2,
+    ).map(lambda spoiled: {**good, **dict(spoiled)})
+)
+
+
+def reference_map_create_error(
+    capable: bool, name: object, sizes: tuple[object, object, object, object]
+) -> tuple[type[Exception], int | None] | None:
+    """The checks of BPF_MAP_CREATE one by one, in the kernel's order."""
+    if not capable:
+        return BpfnsError, errno.EPERM
+    if not isinstance(name, str):
+        return TypeError, None
+    if len(name) > 15 or any(not (c.isascii() and (c.isalnum() or c in "_.")) for c in name):
+        return BpfnsError, errno.EINVAL
+    for value in sizes:  # key_size, value_size, max_entries, map_type
+        if type(value) is not int or not 0 <= value <= U32_MAX:
+            return (TypeError if type(value) is not int else ValueError), None
+    return (BpfnsError, errno.EINVAL) if 0 in sizes[:3] else None
+
+
+def check_map_create_against_the_reference(
+    caps: bool, sys_admin: bool, args: dict[str, object]
+) -> None:
+    k = Kernel(FIXED)
+    t = k.init_task.clone()
+    if not caps:
+        t.drop_capabilities(Cap.CAP_BPF)
+    if not sys_admin:
+        t.drop_capabilities(Cap.CAP_SYS_ADMIN)
+    name, map_type = args["name"], args["map_type"]
+    key, value, entries = args["key_size"], args["value_size"], args["max_entries"]
+    expected = reference_map_create_error(caps or sys_admin, name, (key, value, entries, map_type))
+    before = k.snapshot()
+    try:
+        fd = t.map_create(map_type, name, key, value, entries)  # type: ignore[arg-type]
+    except (BpfnsError, TypeError, ValueError) as err:
+        assert expected is not None, f"unexpected {err!r}"
+        assert type(err) is expected[0]
+        assert getattr(err, "errno", None) == expected[1]
+        assert k.snapshot() == before
+    else:
+        assert expected is None, f"{args} created a map; expected {expected}"
+        info = t.obj_get_info_by_fd(fd)
+        assert (info.name, info.key_size, info.value_size) == (name, key, value)
+        assert (info.max_entries, info.type) == (entries, map_type)
+    k.check()
+
+
+VALID = {"name": "m", "key_size": 4, "value_size": 4, "max_entries": 1, "map_type": 2}
+BAD = {"name": ["x" * 16, "bad name", "caf\u00e9", "\u0661", 7]}
+BAD |= {key: [0, -1, U32_MAX + 1, 4.0, True, None] for key in sorted(VALID) if key != "name"}
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"), [(key, bad) for key, values in BAD.items() for bad in values]
+)
+@pytest.mark.parametrize("caps", [True, False])
+def test_map_create_each_bad_argument(key: str, bad: object, caps: bool) -> None:
+    """Every single fault, exhaustively: the one-line test in map_create is exact."""
+    check_map_create_against_the_reference(caps, True, {**VALID, key: bad})
+
+
+@given(st.booleans(), st.booleans(), MAP_ARGS)
+def test_map_create_errors_match_the_checks_in_order(
+    caps: bool, sys_admin: bool, args: dict[str, object]
+) -> None:
+    """Combinations of faults and capabilities: the first check to fail decides."""
+    check_map_create_against_the_reference(caps, sys_admin, args)

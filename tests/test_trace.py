@@ -119,6 +119,35 @@ def test_text_and_jsonl(tmp_path: Path) -> None:
     ]
 
 
+def test_hot_commands_record_the_call_as_written() -> None:
+    """map_create and close hand themselves to the tracer inline (no wrapper frame).
+
+    map_create records the arguments that differ from their defaults, by type as well
+    as value, so a replay makes the same call; its failures are recorded as any
+    call's are.
+    """
+    k = Kernel(trace=True)
+    t = k.init_task
+    fd = t.map_create(2, "m", value_size=8)
+    with pytest.raises(TypeError):
+        t.map_create(key_size=4.0)  # type: ignore[arg-type]
+    t.close(fd)
+    enters = [e for e in k.trace if isinstance(e, bpfns.Enter)]
+    assert [(e.op, e.args, e.kwargs) for e in enters] == [
+        ("map_create", [], {"name": "m", "value_size": 8}),
+        ("map_create", [], {"key_size": 4.0}),
+        ("close", [fd], {}),
+    ]
+    returns = [e for e in k.trace if isinstance(e, Return)]
+    assert [(r.result, r.error) for r in returns] == [
+        (fd, None),
+        (None, "TypeError"),
+        (None, None),
+    ]
+    assert kinds(k, 1) == ["enter", "id_alloc", "return"]
+    assert replay(k.trace).snapshot() == k.snapshot()
+
+
 # -- replay ------------------------------------------------------------------------------
 
 

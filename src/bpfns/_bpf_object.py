@@ -63,7 +63,8 @@ class BpfObject:
             (and, for a link, until it is settled).
         obj_id: the :class:`bpfns.ObjId` record, None once freed.
         refcnt: the reference count.
-        holders: who holds the references (files, pins, programs, links).
+        holders: who holds the references: ``{"file": 2, "pin": 1}`` (files, pins,
+            programs, links; a holder whose references are gone may stay at 0).
     """
 
     TYPE: ClassVar[ObjType]
@@ -72,7 +73,7 @@ class BpfObject:
     id: int = 0
     obj_id: ObjId | None = None
     refcnt: int = 0
-    holders: Counter[str] = attrs.field(factory=Counter)
+    holders: dict[str, int] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} id={self.id} refcnt={self.refcnt}>"
@@ -84,7 +85,7 @@ class BpfObject:
 
     def _get(self, holder: str) -> None:
         self.refcnt += 1
-        self.holders[holder] += 1
+        self.holders[holder] = self.holders.get(holder, 0) + 1
 
     def _put(self, k: Kernel, holder: str) -> None:
         self.holders[holder] -= 1
@@ -105,7 +106,13 @@ class BpfObject:
         self.obj_id = None
 
     def _free(self, k: Kernel) -> None:
-        self._free_id(k)
+        """``bpf_map_free_id`` and the free: what the last reference does to a map."""
+        obj_id = self.obj_id  # _free_id, inline: every map_create ... close comes here
+        assert self.id
+        assert obj_id is not None
+        free_obj_id(k, obj_id, self.TYPE, _nested=True)
+        self.id = 0
+        self.obj_id = None
         k._bpf_objects.discard(self)
 
 
@@ -294,8 +301,8 @@ def check_objects(k: Kernel) -> None:
     """Invariants of BPF objects: refcounts equal holders, ids match their records."""
     expected = _expected_holders(k)
     for obj in k._bpf_objects:
-        got = +obj.holders
-        if got != +expected[id(obj)] or obj.refcnt != sum(got.values()):
+        got = +Counter(obj.holders)
+        if got != +expected[id(obj)] or obj.refcnt != sum(obj.holders.values()):
             raise InvariantViolation(
                 "object refcounts equal their holders",
                 f"{obj!r}: counted {dict(got)}, found {dict(+expected[id(obj)])}",

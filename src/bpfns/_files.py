@@ -4,7 +4,7 @@ A :class:`File` is an open file description (``struct file``): BPF objects, nsfs
 and pidfds are all files, and an object lives as long as a file refers to it. Several
 fds (``dup``, ``SCM_RIGHTS``, a copied file table) can share one File; the last
 ``fput`` releases the object. An :class:`FdTable` (``struct files_struct``) maps fds to
-Files, hands out the lowest free fd (an :class:`bpfns.Ida`), and may be shared by
+Files, hands out the lowest free fd (``alloc_fd``), and may be shared by
 threads (``CLONE_FILES``).
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import enum
 import errno
+import heapq
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._errors import BpfnsError
-from ._idr import Ida
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -43,6 +43,9 @@ class FileKind(enum.Enum):
         return f"FileKind.{self.name}"
 
 
+_BPF_KINDS = frozenset({FileKind.BPF_MAP, FileKind.BPF_PROG, FileKind.BPF_LINK})
+
+
 @attrs.define(eq=False)
 class File:
     """``struct file``: ``count`` fds (in any tables) refer to this open file."""
@@ -56,37 +59,49 @@ class File:
         self.count -= 1
         if self.count:
             return
-        if self.kind is FileKind.BPF_NS:
+        if self.kind in _BPF_KINDS:
+            self.obj._put(k, "file")
+        elif self.kind is FileKind.BPF_NS:
             self.obj._put("file")
         elif self.kind is FileKind.USER_NS:
             self.obj.put()
-        elif self.kind is not FileKind.PIDFD:
-            self.obj._put(k, "file")
 
 
 @attrs.define(eq=False)
 class FdTable:
     """``struct files_struct``: fds of one or more tasks (``count`` sharers).
 
+    New fds are the lowest free ones, as ``alloc_fd`` gives (fs/file.c): an fd is free
+    when it is neither installed nor reserved, and ``alloc_fd`` fails with EMFILE when
+    that lowest free fd is not below ``nofile`` (``RLIMIT_NOFILE``). The kernel finds
+    it from the ``next_fd`` hint with a bitmap scan; here the free fds below the
+    highest one ever in use are a heap, so every operation is O(log n) and the common
+    one (close the fd just made, or make one above all others) is O(1).
+
     >>> t = FdTable()
     >>> t.install(File(FileKind.PIDFD, None)), t.install(File(FileKind.PIDFD, None))
     (0, 1)
+    >>> t.detach(0).kind, t.install(File(FileKind.PIDFD, None))
+    (FileKind.PIDFD, 0)
     """
 
     nofile: int = DEFAULT_NOFILE
     count: int = 1
     _fds: dict[int, File] = attrs.field(factory=dict)
-    _ida: Ida = attrs.field(factory=Ida)
+    _reserved: set[int] = attrs.field(factory=set)
+    _holes: list[int] = attrs.field(factory=list)  # heap: the free fds below _high
+    _high: int = 0  # every fd from here up is free
 
     def items(self) -> Iterator[tuple[int, File]]:
         """``(fd, file)`` pairs in fd order."""
         return iter(sorted(self._fds.items()))
 
     def __len__(self) -> int:
+        """The number of installed fds (reserved ones are not counted)."""
         return len(self._fds)
 
     def get(self, fd: int) -> File:
-        """``fdget``: the File behind ``fd``.
+        """``fdget``: the File behind ``fd`` (a reserved fd has none yet).
 
         Raises:
             BpfnsError: EBADF if ``fd`` is not open.
@@ -96,43 +111,78 @@ class FdTable:
             raise BpfnsError(errno.EBADF, f"fd {fd} is not open in this task")
         return file
 
+    def _alloc_fd(self) -> int:
+        """``alloc_fd(0, nofile)``: take the lowest free fd; O(log n), O(1) above all."""
+        holes = self._holes
+        fd = holes[0] if holes else self._high
+        if fd >= self.nofile:
+            raise BpfnsError(
+                errno.EMFILE,
+                f"the lowest free fd is {fd} and RLIMIT_NOFILE is {self.nofile}; close some",
+            )
+        if holes:
+            heapq.heappop(holes)
+        else:
+            self._high = fd + 1
+        return fd
+
+    def _free_fd(self, fd: int) -> None:
+        """``__put_unused_fd``: ``fd`` is free again (it was open or reserved)."""
+        if fd == self._high - 1:
+            self._high = fd
+        else:
+            heapq.heappush(self._holes, fd)
+
     def reserve(self) -> int:
         """``get_unused_fd_flags``: reserve the lowest free fd.
 
         Raises:
-            BpfnsError: EMFILE if ``nofile`` fds are in use.
+            BpfnsError: EMFILE if the lowest free fd is not below ``nofile``.
         """
-        if len(self._ida) >= self.nofile:
-            raise BpfnsError(errno.EMFILE, f"all {self.nofile} fds are in use; close some")
-        return self._ida.alloc()
+        fd = self._alloc_fd()
+        self._reserved.add(fd)
+        return fd
 
     def put_unused(self, fd: int) -> None:
         """``put_unused_fd``: give back a reserved fd."""
-        self._ida.free(fd)
+        self._reserved.remove(fd)
+        self._free_fd(fd)
 
     def fd_install(self, fd: int, file: File) -> None:
         """``fd_install``: publish ``file`` at a reserved ``fd``."""
+        self._reserved.remove(fd)
         self._fds[fd] = file
 
     def install(self, file: File) -> int:
-        """Reserve the lowest free fd and install ``file`` there (it owns one reference).
+        """Take the lowest free fd and install ``file`` there (it owns one reference).
 
         Raises:
             BpfnsError: EMFILE if the table is full (the caller still owns ``file``).
         """
-        fd = self.reserve()
+        holes = self._holes  # _alloc_fd, inline: every BPF object's fd comes here
+        fd = holes[0] if holes else self._high
+        if fd >= self.nofile:
+            self._alloc_fd()  # raises EMFILE
+        if holes:
+            heapq.heappop(holes)
+        else:
+            self._high = fd + 1
         self._fds[fd] = file
         return fd
 
     def detach(self, fd: int) -> File:
-        """Remove ``fd`` from the table and return its File (the caller must fput it).
+        """``file_close_fd``: remove ``fd`` and return its File (the caller must fput it).
 
         Raises:
             BpfnsError: EBADF if ``fd`` is not open.
         """
-        file = self.get(fd)
-        del self._fds[fd]
-        self._ida.free(fd)
+        file = self._fds.pop(fd, None)
+        if file is None:
+            raise BpfnsError(errno.EBADF, f"fd {fd} is not open in this task")
+        if fd == self._high - 1:  # _free_fd, inline
+            self._high = fd
+        else:
+            heapq.heappush(self._holes, fd)
         return file
 
     def share(self) -> FdTable:
@@ -141,12 +191,16 @@ class FdTable:
         return self
 
     def copy(self) -> FdTable:
-        """``dup_fd``: a new table with the same fds, each File referenced once more."""
+        """``dup_fd``: a new table with the same fds, each File referenced once more.
+
+        Reserved fds are not copied (``dup_fd`` clears an fd that has no file yet).
+        """
         new = FdTable(nofile=self.nofile)
         for fd, file in self._fds.items():
             file.count += 1
             new._fds[fd] = file
-            new._ida.alloc_range(fd, fd)
+        new._high = max(self._fds, default=-1) + 1
+        new._holes = [fd for fd in range(new._high) if fd not in new._fds]
         return new
 
     def put(self, k: Kernel) -> None:
@@ -158,7 +212,17 @@ class FdTable:
             self.detach(fd).fput(k)
 
     def _check(self) -> None:
-        """Assert the internal invariants."""
-        self._ida._check()
-        assert sorted(self._fds) == [fd for fd in self._ida.ids() if fd in self._fds]
+        """Assert the internal invariants.
+
+        Every fd below ``_high`` is exactly one of installed, reserved or a hole; the
+        holes form a heap.
+        """
+        holes = set(self._holes)
+        assert len(holes) == len(self._holes), "an fd is free twice"
+        heap = self._holes
+        assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "heap"
+        used = self._fds.keys() | self._reserved
+        assert not used & holes, "an fd is both used and free"
+        assert not self._fds.keys() & self._reserved, "an fd is both installed and reserved"
+        assert used | holes == set(range(self._high)), "fds below the high mark are lost"
         assert all(file.count > 0 for file in self._fds.values())

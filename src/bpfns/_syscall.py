@@ -21,8 +21,9 @@ Names follow libbpf (``bpf_map_create``, ``bpf_prog_load``, ``bpf_link_create``,
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ._bpf_namespace import Namespace, ObjType
 from ._bpf_object import (
@@ -49,13 +50,21 @@ from ._files import FdTable, File, FileKind
 from ._idr import INT_MAX, U32_MAX, _check_int
 from ._obj_id import alloc_obj_id
 from ._sanitizer import BugKind
-from ._trace import Tracer, traced
+from ._trace import Tracer, replayable, traced
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
     from ._task import Nsproxy, Task
 
 __all__ = ["BpfCommands", "vnr_namespace"]
+
+INT_MIN = -(2**31)
+#: ``bpf_capable()`` holds for a cred in the initial user namespace with one of these.
+_BPF_CAPS = frozenset({Cap.CAP_BPF, Cap.CAP_SYS_ADMIN})
+#: A non-empty name ``bpf_obj_name_cpy`` accepts (see :func:`_check_name`).
+_NAME = re.compile(rf"[A-Za-z0-9_.]{{1,{BPF_OBJ_NAME_LEN - 1}}}")
+#: Enum members as module constants: ``ObjType.MAP`` costs a class lookup per read.
+_MAP, _MAP_FILE = ObjType.MAP, FileKind.BPF_MAP
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -72,6 +81,7 @@ class BpfCommands:
         nsproxy: Nsproxy | None
         files: FdTable | None
         pid: int
+        alive: bool
 
         def _fdget(self, fd: int) -> File: ...
         def capable(self, cap: Cap) -> bool: ...
@@ -134,7 +144,7 @@ class BpfCommands:
 
     # -- creation -------------------------------------------------------------------
 
-    @traced
+    @replayable
     def map_create(
         self,
         map_type: int = BPF_MAP_TYPE_ARRAY,
@@ -159,24 +169,60 @@ class BpfCommands:
         >>> t.obj_get_info_by_fd(t.map_create(name="counters")).id
         1
         """
+        # The common case is one pass with no helper calls (figure 3 of
+        # benchmarks/run.py): the trace hand-off, the syscall context, the capability
+        # and argument checks are inline. Anything unusual runs the helpers that explain
+        # it.
         k = self.kernel
-        with k._syscall(self._task(), "bpf(BPF_MAP_CREATE)"):
-            self._bpf_capable("BPF_MAP_CREATE")
-            _check_name(name)
-            for label, value in (("key_size", key_size), ("value_size", value_size)):
-                _check_int(label, value, 0, U32_MAX, "u32")
-            _check_int("max_entries", max_entries, 0, U32_MAX, "u32")
-            _check_int("map_type", map_type, 0, U32_MAX, "u32")
-            if not (key_size and value_size and max_entries):
-                raise BpfnsError(errno.EINVAL, "key_size, value_size and max_entries must be > 0")
-            new = BpfMap(k, name, map_type=map_type, key_size=key_size)
-            new.value_size, new.max_entries = value_size, max_entries
-            failed = self._alloc_ids(new, lambda: 0)
-            if failed is not None:
-                return failed
-            new._get("file")
+        tracer = k._tracer
+        if tracer is not None and not tracer.depth:
+            given = {"map_type": map_type, "name": name, "key_size": key_size}
+            given.update(value_size=value_size, max_entries=max_entries)
+            return tracer.call_explicit(BpfCommands.map_create, self, given)
+        if not self.alive:
+            raise ValueError(f"bpf(BPF_MAP_CREATE): {self!r} has exited; use a live task")
+        k._step += 1
+        previous, k._current = k._current, self  # type: ignore[assignment]
+        try:
+            cred = self.cred
+            if not (
+                cred.user_ns is k.init_user_ns
+                and not _BPF_CAPS.isdisjoint(cred.caps)
+                and name.__class__ is str
+                and (not name or _NAME.fullmatch(name))
+                and key_size.__class__ is int
+                and 0 < key_size <= U32_MAX
+                and value_size.__class__ is int
+                and 0 < value_size <= U32_MAX
+                and max_entries.__class__ is int
+                and 0 < max_entries <= U32_MAX
+                and map_type.__class__ is int
+                and 0 <= map_type <= U32_MAX
+            ):
+                self._bpf_capable("BPF_MAP_CREATE")
+                _map_args_error(name, map_type, key_size, value_size, max_entries)
+            # id 0, no record yet, one reference: the file's (the fields in order)
+            new = BpfMap(
+                k, name, 0, None, 1, {"file": 1}, map_type, key_size, value_size, max_entries
+            )
+            assert self.nsproxy is not None
+            try:
+                obj_id = alloc_obj_id(k, self.nsproxy.bpf_ns, new, _MAP, _nested=True)
+            except BpfnsError:
+                if k.behavior.d3_create_returns_zero:
+                    return 0  # D3: the map is freed, userspace is told fd 0
+                raise
+            new.obj_id = obj_id
+            new.id = obj_id._slot.nrs[-1]  # type: ignore[assignment]  # bpf_obj_id_nr
             k._bpf_objects.add(new)
-            return self._install(new)
+            assert self.files is not None
+            try:
+                return self.files.install(File(_MAP_FILE, new))
+            except BpfnsError:  # EMFILE: bpf_map_put frees the ids again
+                new._put(k, "file")
+                raise
+        finally:
+            k._current = previous
 
     @traced
     def prog_load(
@@ -290,7 +336,7 @@ class BpfCommands:
 
     # -- files ----------------------------------------------------------------------
 
-    @traced
+    @replayable
     def close(self, fd: int) -> None:
         """``close(fd)``: the last reference to a BPF object frees it and its ids.
 
@@ -304,11 +350,21 @@ class BpfCommands:
         Traceback (most recent call last):
         bpfns._errors.BpfnsError: [ENOENT: ...
         """
-        k = self.kernel
-        with k._syscall(self._task(), "close"):
-            _check_int("fd", fd, -(2**31), 2**31 - 1, "int")
+        k = self.kernel  # inline, as map_create
+        tracer = k._tracer
+        if tracer is not None and not tracer.depth:
+            return tracer.call(BpfCommands.close, self, (fd,), {})
+        if not self.alive:
+            raise ValueError(f"close: {self!r} has exited; use a live task")
+        k._step += 1
+        previous, k._current = k._current, self  # type: ignore[assignment]
+        try:
+            if not (fd.__class__ is int and INT_MIN <= fd <= INT_MAX):
+                _check_int("fd", fd, INT_MIN, INT_MAX, "int")
             assert self.files is not None
             self.files.detach(fd).fput(k)
+        finally:
+            k._current = previous
 
     @traced
     def send_fd(self, fd: int, to: Task) -> int:
@@ -565,13 +621,36 @@ class BpfCommands:
             return _fdinfo(k, file)
 
 
-def _check_name(name: str) -> None:
+def _map_args_error(
+    name: object, map_type: object, key_size: object, value_size: object, max_entries: object
+) -> NoReturn:
+    """Raise the error of ``BPF_MAP_CREATE``'s first failing argument check.
+
+    ``map_create`` calls this only when its one-line test of the arguments failed;
+    when every check before the last one passes, a size is 0.
+    """
+    _check_name(name)
+    for label, value in (("key_size", key_size), ("value_size", value_size)):
+        _check_int(label, value, 0, U32_MAX, "u32")
+    _check_int("max_entries", max_entries, 0, U32_MAX, "u32")
+    _check_int("map_type", map_type, 0, U32_MAX, "u32")
+    raise BpfnsError(errno.EINVAL, "key_size, value_size and max_entries must be > 0")
+
+
+def _check_name(name: object) -> None:
+    """``bpf_obj_name_cpy``: at most 15 characters, each ASCII alphanumeric, ``_`` or ``.``.
+
+    The kernel tests bytes with its own ``isalnum``. A ``str`` reaches it as UTF-8, and
+    every non-ASCII character then has a byte in 0x80-0xBF, which that ``isalnum``
+    rejects: so exactly the ASCII names pass.
+    """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
-    if len(name) >= BPF_OBJ_NAME_LEN or not all(c.isalnum() or c in "_." for c in name):
+    if name and not _NAME.fullmatch(name):
         raise BpfnsError(
             errno.EINVAL,
-            f"name {name!r}: at most 15 characters from [A-Za-z0-9_.] (BPF_OBJ_NAME_LEN)",
+            f"name {name!r}: at most {BPF_OBJ_NAME_LEN - 1} characters from [A-Za-z0-9_.] "
+            "(BPF_OBJ_NAME_LEN)",
         )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from html import escape
@@ -503,6 +504,23 @@ class Tracer:
         self.depth -= 1
         self.emit(Return(step, op, self.encode(result), None, None))
         return result
+
+    def call_explicit(self, fn: Callable[..., R], target: object, given: dict[str, Any]) -> R:
+        """:meth:`call` with the arguments of ``given`` that differ from ``fn``'s defaults.
+
+        For hot methods that hand themselves to the tracer inline (see
+        :func:`replayable`) and so see every argument, defaults included: the trace
+        shows the call as it would be written, ``map_create(name='m')``. A value equal to
+        its default but of another type (``4.0`` for ``4``) is kept.
+        """
+        params = inspect.signature(fn).parameters
+        kwargs = {}
+        for name, value in given.items():
+            default = params[name].default
+            same = value is default or (value.__class__ is default.__class__ and value == default)
+            if not same:
+                kwargs[name] = value
+        return self.call(fn, target, (), kwargs)
 
     def kernel_created(self, k: Kernel) -> None:
         """The header event, and the references of the objects every kernel has."""
