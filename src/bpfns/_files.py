@@ -43,7 +43,9 @@ class FileKind(enum.Enum):
         return f"FileKind.{self.name}"
 
 
-_BPF_KINDS = frozenset({FileKind.BPF_MAP, FileKind.BPF_PROG, FileKind.BPF_LINK})
+#: A tuple, not a set: ``in`` tests identity first, where a set would hash the member
+#: (``Enum.__hash__`` is Python code).
+_BPF_KINDS = (FileKind.BPF_MAP, FileKind.BPF_PROG, FileKind.BPF_LINK)
 
 
 @attrs.define(eq=False)
