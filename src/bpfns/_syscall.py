@@ -47,7 +47,7 @@ from ._bpf_object import (
 from ._capability import Cap, Cred
 from ._errors import BpfnsError
 from ._files import FdTable, File, FileKind
-from ._idr import INT_MAX, U32_MAX, _check_int
+from ._idr import INT_MAX, INT_MIN, U32_MAX, _check_int
 from ._obj_id import alloc_obj_id
 from ._sanitizer import BugKind
 from ._trace import Tracer, replayable, traced
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BpfCommands", "vnr_namespace"]
 
-INT_MIN = -(2**31)
 #: ``bpf_capable()`` holds for a cred in the initial user namespace with one of these.
 _BPF_CAPS = frozenset({Cap.CAP_BPF, Cap.CAP_SYS_ADMIN})
 #: A non-empty name ``bpf_obj_name_cpy`` accepts (see :func:`_check_name`).
