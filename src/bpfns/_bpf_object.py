@@ -106,13 +106,8 @@ class BpfObject:
         self.obj_id = None
 
     def _free(self, k: Kernel) -> None:
-        """``bpf_map_free_id`` and the free: what the last reference does to a map."""
-        obj_id = self.obj_id  # _free_id, inline: every map_create ... close comes here
-        assert self.id
-        assert obj_id is not None
-        free_obj_id(k, obj_id, self.TYPE, _nested=True)
-        self.id = 0
-        self.obj_id = None
+        """The last reference is gone: free the ids (``bpf_map_free_id``), then the object."""
+        self._free_id(k)
         k._bpf_objects.discard(self)
 
 

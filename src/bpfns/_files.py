@@ -161,14 +161,7 @@ class FdTable:
         Raises:
             BpfnsError: EMFILE if the table is full (the caller still owns ``file``).
         """
-        holes = self._holes  # _alloc_fd, inline: every BPF object's fd comes here
-        fd = holes[0] if holes else self._high
-        if fd >= self.nofile:
-            self._alloc_fd()  # raises EMFILE
-        if holes:
-            heapq.heappop(holes)
-        else:
-            self._high = fd + 1
+        fd = self._alloc_fd()
         self._fds[fd] = file
         return fd
 
@@ -181,10 +174,7 @@ class FdTable:
         file = self._fds.pop(fd, None)
         if file is None:
             raise BpfnsError(errno.EBADF, f"fd {fd} is not open in this task")
-        if fd == self._high - 1:  # _free_fd, inline
-            self._high = fd
-        else:
-            heapq.heappush(self._holes, fd)
+        self._free_fd(fd)
         return file
 
     def share(self) -> FdTable:
