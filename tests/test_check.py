@@ -215,9 +215,9 @@ def test_object_lost_its_id_record() -> None:
 def test_id_of_a_dead_object() -> None:
     k, t = busy()
     obj = t._fdget(0).obj
-    k._bpf_objects.discard(obj)
+    del k._bpf_objects[obj]
     expect(k, "referenced objects are live")
-    k._bpf_objects.add(obj)
+    k._bpf_objects[obj] = None
     k.check()
     k.alloc_obj_id(k.init_ns, BpfMap(k, "stray"), ObjType.MAP)  # never registered
     expect(k, "ids belong to live objects")

@@ -47,5 +47,11 @@ def test_sanitizer_rejects_a_bad_mode() -> None:
 
 
 def test_snapshot_without_cursors_keeps_ids() -> None:
-    snap = Snapshot(((1, 0, None, "alive", 1, ((5, (1, 2)),)),), (), (), (), ())
-    assert snap.without_cursors().namespaces == ((1, 0, None, "alive", 1, ((None, (1, 2)),)),)
+    snap = Snapshot(
+        namespaces=((1, 0, None, "alive", 1, (), ((1, 2), (), ())),), cursors=((1, (3, 1, 1)),)
+    )
+    assert snap.without_cursors().namespaces == snap.namespaces
+    assert snap.without_cursors().cursors == ()
+    assert snap.changed(snap.without_cursors()) == ["cursors"]
+    with pytest.raises(TypeError, match="two Snapshots"):
+        snap.changed(None)  # type: ignore[arg-type]

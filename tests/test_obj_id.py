@@ -21,7 +21,6 @@ from bpfns import (
     ObjId,
     ObjIdEntry,
     ObjType,
-    UseAfterFree,
 )
 from bpfns._cli import build_seed_world
 
@@ -273,25 +272,25 @@ def test_translate_rejects_bad_arguments() -> None:
         k.translate(ObjType.MAP, 1, k.init_ns, 0)  # type: ignore[arg-type]
 
 
-def test_reading_a_freed_obj_id_is_a_use_after_free() -> None:
-    k = Kernel()
-    oid = k.alloc_obj_id(k.init_ns, "m", ObjType.MAP)
-    k.free_obj_id(oid, ObjType.MAP)
-    with pytest.raises(UseAfterFree, match="after free_obj_id freed it") as info:
-        oid.nr()
-    assert info.value.report.defect is None
-    assert k.reports == [info.value.report]
-
-
-def test_freed_obj_id_handle_sees_the_new_owner_in_record_mode() -> None:
-    k = Kernel(on_bug="record")
+@pytest.mark.parametrize("on_bug", ["raise", "record"])
+def test_reading_a_freed_obj_id_is_misuse_not_a_kernel_bug(on_bug: str) -> None:
+    # A stale handle is the caller's error: ValueError, nothing reported, not tainted
+    # (issue 12; only the kernel's own accesses are KernelBugs).
+    k = Kernel(FIXED, on_bug=on_bug)  # type: ignore[arg-type]
     a = k.alloc_obj_id(k.init_ns, "a", ObjType.MAP)
     k.free_obj_id(a, ObjType.MAP)
-    b = k.alloc_obj_id(k.init_ns, "b", ObjType.MAP)
-    assert a.nr() == b.nr() == 2  # the dangling handle reads the reused memory
-    assert a.level == 0
-    assert a.numbers == b.numbers
-    assert a.ns is k.init_ns
-    assert a.nr_ns(k.init_ns) == 2
-    assert len(k.reports) == 5
-    assert isinstance(b, ObjId)
+    b = k.alloc_obj_id(k.init_ns, "b", ObjType.MAP)  # reuses a's record
+    readers = {
+        "bpf_obj_id_nr": a.nr,
+        "ObjId.level": lambda: a.level,
+        "ObjId.numbers": lambda: a.numbers,
+        "ObjId.ns": lambda: a.ns,
+        "bpf_obj_id_nr_ns": lambda: a.nr_ns(k.init_ns),
+    }
+    for what, read in readers.items():
+        with pytest.raises(ValueError, match=f"{what}: this MAP ObjId was freed"):
+            read()
+    assert k.reports == []
+    assert not k.tainted
+    assert repr(a) == "<ObjId MAP freed>"
+    assert b.nr() == 2 and isinstance(b, ObjId)

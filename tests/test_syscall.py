@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import errno
 
 import attrs
@@ -555,6 +556,19 @@ def test_prog_load_emfile_keeps_its_map_reference_until_the_grace_period() -> No
 
 # -- map_create's one-line argument test is exact ------------------------------------------
 
+
+class Size(enum.IntEnum):
+    """An int subclass: accepted everywhere as its plain value (the one type rule)."""
+
+    FOUR = 4
+
+
+class Label(str):
+    """A str subclass: accepted everywhere as its plain value."""
+
+    __slots__ = ()
+
+
 GOOD = {
     "name": st.sampled_from(["", "m", "a.b_C9", "x" * 15]),
     "key_size": st.sampled_from([1, 4, U32_MAX]),
@@ -562,8 +576,8 @@ GOOD = {
     "max_entries": st.sampled_from([1, 4, U32_MAX]),
     "map_type": st.sampled_from([0, 2, U32_MAX]),
 }
-BAD_NAMES = st.sampled_from(["x" * 16, "bad name", "caf\u00e9", 7])
-BAD_SIZES = st.sampled_from([0, -1, U32_MAX + 1, 4.0, True, None])
+BAD_NAMES = st.sampled_from(["x" * 16, "bad name", "caf\u00e9", 7, Label("ok")])
+BAD_SIZES = st.sampled_from([0, -1, U32_MAX + 1, 4.0, True, None, Size.FOUR])
 #: Valid arguments with at most two of them spoiled, so each single fault is common.
 MAP_ARGS = st.fixed_dictionaries(GOOD).flatmap(
     lambda good: st.lists(
@@ -578,17 +592,26 @@ MAP_ARGS = st.fixed_dictionaries(GOOD).flatmap(
 def reference_map_create_error(
     capable: bool, name: object, sizes: tuple[object, object, object, object]
 ) -> tuple[type[Exception], int | None] | None:
-    """The checks of BPF_MAP_CREATE one by one, in the kernel's order."""
-    if not capable:
-        return BpfnsError, errno.EPERM
+    """The checks of BPF_MAP_CREATE one by one: misuse first, then the kernel's order.
+
+    Values no C caller can pass (a name that is not a str; a size or type that is not
+    an int, or a bool, or out of u32 range) are TypeError/ValueError whatever the
+    caller's capabilities; then EPERM, the name (EINVAL), zero sizes (EINVAL). An int
+    subclass (IntEnum) and a str subclass are their plain values.
+    """
     if not isinstance(name, str):
         return TypeError, None
+    key, value, entries, map_type = sizes
+    for size in (map_type, key, value, entries):
+        if not isinstance(size, int) or isinstance(size, bool):
+            return TypeError, None
+        if not 0 <= size <= U32_MAX:
+            return ValueError, None
+    if not capable:
+        return BpfnsError, errno.EPERM
     if len(name) > 15 or any(not (c.isascii() and (c.isalnum() or c in "_.")) for c in name):
         return BpfnsError, errno.EINVAL
-    for value in sizes:  # key_size, value_size, max_entries, map_type
-        if type(value) is not int or not 0 <= value <= U32_MAX:
-            return (TypeError if type(value) is not int else ValueError), None
-    return (BpfnsError, errno.EINVAL) if 0 in sizes[:3] else None
+    return (BpfnsError, errno.EINVAL) if 0 in (key, value, entries) else None
 
 
 def check_map_create_against_the_reference(
@@ -616,12 +639,18 @@ def check_map_create_against_the_reference(
         info = t.obj_get_info_by_fd(fd)
         assert (info.name, info.key_size, info.value_size) == (name, key, value)
         assert (info.max_entries, info.type) == (entries, map_type)
+        fields = (info.name, info.key_size, info.value_size, info.max_entries, info.type)
+        assert [type(f) for f in fields] == [str, int, int, int, int]  # plain values
     k.check()
 
 
 VALID = {"name": "m", "key_size": 4, "value_size": 4, "max_entries": 1, "map_type": 2}
-BAD = {"name": ["x" * 16, "bad name", "caf\u00e9", "\u0661", 7]}
-BAD |= {key: [0, -1, U32_MAX + 1, 4.0, True, None] for key in sorted(VALID) if key != "name"}
+BAD: dict[str, list[object]] = {
+    "name": ["x" * 16, "bad name", "caf\u00e9", "\u0661", 7, Label("ok"), Label("no way")]
+}
+BAD |= {
+    key: [0, -1, U32_MAX + 1, 4.0, True, None, Size.FOUR] for key in sorted(VALID) if key != "name"
+}
 
 
 @pytest.mark.parametrize(

@@ -1,35 +1,25 @@
 """Random syscall sequences (FIXED): every call keeps check() true, every failure is atomic.
 
-A failed call may leave behind only what the kernel leaves: advanced IDR cursors, and,
-when a freshly loaded program cannot get an fd (EMFILE), its LOAD/UNLOAD audit records
-and its pending RCU free. Small id spaces, fd limits and depths make failures common.
+A failed call may leave behind only what the kernel leaves (the docs table "What a
+failed call leaves behind", ``bpfns._snapshot.FAILED_CALL_LEAVES``): advanced IDR
+cursors, and, when a freshly loaded program cannot get an fd (EMFILE), its LOAD/UNLOAD
+audit records and its pending RCU free. Small id spaces, fd limits and depths make
+failures common.
 """
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from bpfns import CLONE_NEWBPF, FIXED, BpfnsError, Cap, Kernel, Snapshot, Task
+from bpfns import CLONE_NEWBPF, FIXED, BpfnsError, Cap, Kernel, Task
+from helpers import assert_atomic
 
 FLAGS = st.sampled_from([0, CLONE_NEWBPF])
-
-
-def comparable(snap: Snapshot, leftovers: bool) -> Snapshot:
-    snap = snap.without_cursors()
-    if not leftovers:
-        return snap
-    # The unloaded program is freed after a grace period, and with it the references
-    # it took on its maps: compare which objects exist, not their counts (check()
-    # verifies the counts against their holders).
-    live = tuple((o[0], o[1], o[3]) for o in snap.objects if o[2])
-    return attrs.evolve(snap, objects=live, rcu_pending=(), logs=(0, 0))
 
 
 class SyscallMachine(RuleBasedStateMachine):
@@ -49,8 +39,7 @@ class SyscallMachine(RuleBasedStateMachine):
             return fn()
         except BpfnsError as e:
             event(f"{name}: {e.errorcode}")
-            leftovers = name == "prog_load" and e.errno == errno.EMFILE
-            assert comparable(self.k.snapshot(), leftovers) == comparable(before, leftovers)
+            assert_atomic(self.k, before, name)
             return None
 
     def task(self, data: st.DataObject) -> Task:

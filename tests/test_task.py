@@ -445,11 +445,13 @@ def test_user_namespace_lifetime_errors() -> None:
     assert not ns.alive
     with pytest.raises(ValueError, match="was freed"):
         ns.get()
-    with pytest.raises(ValueError, match="already freed"):
+    with pytest.raises(ValueError, match="was freed"):
         ns.put()
     with pytest.raises(ValueError, match="was freed"):
         ns.create_child()
-    k.init_user_ns.put()  # never freed
+    with pytest.raises(ValueError, match="you hold no reference"):
+        k.init_user_ns.put()  # the kernel's, the creds' and init_ns's references
+    k.init_user_ns.get().put()  # a reference of your own you may put; init is never freed
     assert k.init_user_ns.alive
 
 

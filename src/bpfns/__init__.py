@@ -56,10 +56,11 @@ from ._errors import (
 from ._fault import FaultInjector, FaultSite
 from ._files import FileKind
 from ._idr import INT_MAX, U32_MAX, Ida, Idr, c_int
-from ._kernel import Kernel, Snapshot
+from ._kernel import Kernel
 from ._obj_id import ObjId, ObjIdEntry
 from ._replay import load_trace, replay, replay_steps
 from ._sanitizer import BugKind, Report
+from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
 from ._svg import ruler_svg, tree_svg
 from ._task import (
     CLONE_FILES,
@@ -110,6 +111,7 @@ __all__ = [
     "CLONE_SIGHAND",
     "CLONE_THREAD",
     "CLONE_VM",
+    "FAILED_CALL_LEAVES",
     "FIXED",
     "INT_MAX",
     "MAX_BPF_NS_LEVEL",
@@ -145,6 +147,8 @@ __all__ = [
     "KernelBug",
     "KernelCreated",
     "KernelWarning",
+    "LeftBehind",
+    "Leftover",
     "LinkInfo",
     "LinkPrimer",
     "MapInfo",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from ._args import check_instance
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._idr import Idr
@@ -31,7 +32,7 @@ from ._policy import ObjIdPolicy, PidPolicy
 from ._radix_tree import IdBitmap
 from ._slab import KmemCache, Slot
 from ._trace import NsDestroyed, NsFreed, Tracer, traced
-from ._ucount import UserNamespace, dec_ucount, inc_ucount
+from ._ucount import UserNamespace, dec_ucount, get_user_ns, inc_ucount, put_user_ns
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -207,7 +208,21 @@ class Namespace:
         p.text(repr(self) if cycle else self.tree())
 
     def is_ancestor_of(self, other: Namespace) -> bool:
-        """Whether ``self`` is ``other`` or one of its ancestors (it sees ``other``'s objects)."""
+        """Whether ``self`` is ``other`` or one of its ancestors (it sees ``other``'s objects).
+
+        Raises:
+            TypeError: if ``other`` is not a Namespace.
+            ValueError: if ``other`` belongs to another Kernel.
+
+        >>> from bpfns import Kernel
+        >>> k = Kernel()
+        >>> child = k.init_ns.create_child()
+        >>> k.init_ns.is_ancestor_of(child), child.is_ancestor_of(k.init_ns)
+        (True, False)
+        """
+        check_instance("other", other, Namespace, "a bpfns.Namespace")
+        if other.kernel is not self.kernel:
+            raise ValueError(f"other: {other!r} belongs to another Kernel")
         if other.level < self.level:
             return False
         return next(ns for ns in other.ancestors() if ns.level == self.level) is self
@@ -308,13 +323,13 @@ class Namespace:
         k._inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
         for idr in self.idr:
             idr.destroy()
-        k._rcu.call_rcu(self._delayed_free, f"delayed_free_bpfns({self.label()})")
+        k._rcu.call_rcu(self._delayed_free, f"delayed_free_bpfns({self.label()})", owner=self)
 
     def _delayed_free(self) -> None:
         """``delayed_free_bpfns``: drop the ucount and the user namespace, free the memory."""
         assert self._ucounts is not None and self._slot is not None
         dec_ucount(self._ucounts, self.kernel._ns_ucount)
-        self.user_ns.put()
+        put_user_ns(self.user_ns, "bpf_ns")
         self._state = NsState.FREED
         tracer = self.kernel._tracer
         if tracer is not None:
@@ -445,7 +460,7 @@ def _alloc_namespace(
     )
     slot.owner = ns
     parent._get("child")
-    user_ns.get()
+    get_user_ns(user_ns, "bpf_ns")
     k._namespaces[ns] = None
     if k._tracer is not None:
         k._tracer.ns_created(ns)

@@ -17,7 +17,7 @@ import attrs
 
 from ._bpf_namespace import ObjType
 from ._errors import InvariantViolation
-from ._files import File, FileKind
+from ._files import FdTable, File, FileKind
 from ._obj_id import ObjId, free_obj_id
 from ._trace import Tracer, traced
 
@@ -36,6 +36,7 @@ __all__ = [
     "MapInfo",
     "ProgInfo",
     "check_objects",
+    "check_primers",
     "object_info",
 ]
 
@@ -108,7 +109,7 @@ class BpfObject:
     def _free(self, k: Kernel) -> None:
         """The last reference is gone: free the ids (``bpf_map_free_id``), then the object."""
         self._free_id(k)
-        k._bpf_objects.discard(self)
+        k._bpf_objects.pop(self, None)
 
 
 @attrs.define(eq=False, repr=False)
@@ -135,13 +136,13 @@ class BpfProg(BpfObject):
         """``bpf_prog_put_deferred``: audit UNLOAD, free the ids, RCU-free the prog."""
         k._audit(self, "UNLOAD")
         self._free_id(k)
-        k._rcu.call_rcu(lambda: self._free_rcu(k), f"bpf_prog_free({self.name})")
+        k._rcu.call_rcu(lambda: self._free_rcu(k), f"bpf_prog_free({self.name})", owner=self)
 
     def _free_rcu(self, k: Kernel) -> None:
         """After the grace period: ``free_used_maps``."""
         for m in self.used_maps:
             m._put(k, "prog")
-        k._bpf_objects.discard(self)
+        k._bpf_objects.pop(self, None)
 
 
 @attrs.define(eq=False, repr=False)
@@ -206,54 +207,107 @@ class AuditRecord:
     pid: int
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class LinkPrimer:
-    """``struct bpf_link_primer`` between :meth:`BpfCommands.link_prime` and settle."""
+    """``struct bpf_link_primer``: a BPF_LINK_CREATE between its prime and its settle.
+
+    :meth:`bpfns.Task.link_prime` reserved ``fd`` in the task's file table and gave the
+    link its ids (the global one is ``id``); the link is findable but not published.
+    Finish it with :meth:`settle` (attachment succeeded) or :meth:`cleanup` (it
+    failed). Until then the task is inside that syscall: it cannot exit or unshare
+    its file table, and :meth:`bpfns.Kernel.link_primers` lists the primer.
+
+    Attributes:
+        task: the task making the call; ``files`` its file table, holding the reserved
+            ``fd``.
+        link: the new :class:`bpfns.BpfLink`.
+        done: whether :meth:`settle` or :meth:`cleanup` ran.
+    """
 
     task: Task
     link: BpfLink
     fd: int
     id: int
     obj_id: ObjId
+    files: FdTable
     done: bool = False
     _trace_kind: ClassVar[str] = "primer"
+
+    def __attrs_post_init__(self) -> None:
+        self.link.kernel._primers[self] = None
 
     @property
     def _tracer(self) -> Tracer | None:
         return self.link.kernel._tracer
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "pending"
+        return f"<LinkPrimer pid={self.task.pid} fd={self.fd} id={self.id} {state}>"
 
     @traced
     def settle(self) -> int:
         """``bpf_link_settle``: publish ``link->id`` and install the fd; returns the fd.
 
         Raises:
-            ValueError: if the primer was already settled or cleaned up.
+            ValueError: if the primer was already settled or cleaned up, or its task
+                was killed by an oops before it could finish.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> primer = t.link_prime(t.prog_load())
+        >>> t.obj_get_info_by_fd(primer.settle()).id
+        1
         """
         self._finish("settle")
         self.link.id, self.link.obj_id = self.id, self.obj_id
-        assert self.task.files is not None
-        self.task.files.fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
+        self.files.fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
         return self.fd
 
     @traced
     def cleanup(self) -> None:
-        """``bpf_link_cleanup``: attachment failed; free the id, the fd and the link."""
-        self._finish("cleanup")
+        """``bpf_link_cleanup``: attachment failed; free the id, the fd and the link.
+
+        Raises:
+            ValueError: as :meth:`settle`.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> primer = t.link_prime(t.prog_load())
+        >>> primer.cleanup(); t.kernel.link_primers()
+        []
+        """
         k = self.link.kernel
+        self._finish("cleanup")
         with k._syscall(self.task, "bpf_link_cleanup"):
             free_obj_id(k, self.obj_id, ObjType.LINK, _nested=True)
-            assert self.task.files is not None
-            self.task.files.put_unused(self.fd)
+            self.files.put_unused(self.fd)
             self.link.holders["file"] = 0
             self.link.refcnt = 0
-            k._bpf_objects.discard(self.link)
+            k._bpf_objects.pop(self.link, None)
             assert self.link.prog is not None
             self.link.prog._put(k, "link")
 
     def _finish(self, what: str) -> None:
+        """Check that the call can finish, then mark it finished (nothing before)."""
         if self.done:
             raise ValueError(f"LinkPrimer.{what}: this link was already settled or cleaned up")
+        if not self.task.alive:
+            raise ValueError(
+                f"LinkPrimer.{what}: {self.task!r}, which primed this link, was killed by an "
+                "oops inside BPF_LINK_CREATE; nothing can finish the call (the kernel is "
+                "tainted)"
+            )
         self.done = True
+        del self.link.kernel._primers[self]
+
+    def _check(self) -> None:
+        """Assert the invariants of a pending primer."""
+        assert not self.done
+        assert self.files is self.task.files, "the task changed its file table"
+        assert self.files.is_reserved(self.fd), f"fd {self.fd} is not reserved"
+        assert self.link.id == 0 and self.link.obj_id is None, "published before settle"
+        assert self.obj_id.live and self.obj_id.obj is self.link and self.obj_id.nr() == self.id
+        assert self.link.holders.get("file") == 1, "the primer's anon file owns a reference"
 
 
 def object_info(k: Kernel, obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
@@ -316,3 +370,23 @@ def check_objects(k: Kernel) -> None:
                     raise InvariantViolation(
                         "ids belong to live objects", f"{ns.label()} {type_.name} {nr}"
                     )
+
+
+def check_primers(primers: list[LinkPrimer], tasks: list[Task]) -> None:
+    """Pending primers belong to live tasks; every reserved fd belongs to one of them.
+
+    Raises:
+        InvariantViolation: naming the first broken invariant.
+    """
+    live = {id(t) for t in tasks}
+    reserved = {(id(p.files), p.fd) for p in primers}
+    for p in primers:
+        if id(p.task) not in live:
+            raise InvariantViolation("primers belong to live tasks", repr(p))
+    tables = {id(t.files): t.files for t in tasks if t.files is not None}
+    for key, table in tables.items():
+        stray = [fd for fd in table.reserved() if (key, fd) not in reserved]
+        if stray:
+            raise InvariantViolation(
+                "reserved fds belong to pending primers", f"fds {stray} of a file table"
+            )

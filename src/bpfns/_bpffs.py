@@ -65,6 +65,10 @@ class Bpffs:
         """The pinned paths, sorted."""
         return sorted(self._pins)
 
+    def items(self) -> list[tuple[str, BpfObject]]:
+        """``(path, object)`` for every pin, by path."""
+        return sorted(self._pins.items(), key=lambda item: item[0])
+
     def objects(self) -> list[BpfObject]:
         """The pinned objects (one entry per pin)."""
         return list(self._pins.values())

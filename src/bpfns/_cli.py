@@ -1,4 +1,4 @@
-"""The ``bpfns`` command (console script and ``python -m bpfns``).
+r"""The ``bpfns`` command (console script and ``python -m bpfns``).
 
 ``bpfns demo`` builds the seed's hierarchy (init; child_a, child_b; child_b_a,
 child_b_b), gives a map, a program and a link ids in child_b_b, and prints the tree, the
@@ -11,17 +11,26 @@ and checks every id (:func:`bpfns.replay`).
 ``bpfns fuzz`` runs :class:`bpfns.testing.BpfnsMachine` (needs the ``hypothesis``
 extra); see :mod:`bpfns._fuzz`.
 
-Exit codes: 0 success, 1 a failure was found, 2 usage error.
+Exit codes: 0 success, 1 a failure was found (a replay that differs, a fuzz failure, a
+conformance mismatch), 2 the command could not run as asked (a bad option or path, a file
+that is not a valid trace); a one-line reason goes to stderr, never a traceback.
+
+What a trace file holds reaches the terminal escaped: control characters are printed as
+``\x1b`` and the like, so that a hostile namespace name cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
+import os
 import random
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
@@ -36,6 +45,38 @@ from ._trace import ReplayMismatchError, TraceError
 __all__ = ["main"]
 
 BEHAVIORS = {"rfc": RFC, "fixed": FIXED}
+
+#: The most fuzz workers a run may start: a few per CPU (more only thrash).
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  a failure was found (the replay differs, a fuzz failure, a conformance mismatch)
+  2  the command could not run as asked (bad option or path, not a valid trace)"""
+
+#: C0 and C1 control characters and DEL, except the newline and the tab of our own output.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    r"""``text`` with every control character escaped, for a terminal.
+
+    >>> terminal_safe("ns\x1b[31m\tok\n")
+    'ns\\x1b[31m\tok\n'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _write(stream: object, text: str) -> None:
+    stream.write(terminal_safe(text))  # type: ignore[attr-defined]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _write(sys.stderr, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
 
 
 def build_seed_world(k: Kernel) -> dict[str, Task]:
@@ -151,34 +192,53 @@ def find_namespace(k: Kernel, path: str) -> Namespace:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bpfns", description="Simulate hierarchical BPF namespaces (the 2023 RFC)."
+    parser = _Parser(
+        prog="bpfns",
+        description="Simulate hierarchical BPF namespaces (the 2023 RFC).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="build the seed's namespace tree and show its ids")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(
+        name: str, summary: str, description: str | None = None
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p_demo = command("demo", "build the seed's namespace tree and show its ids")
     p_demo.add_argument("--behavior", choices=sorted(BEHAVIORS), default="rfc")
     p_demo.add_argument("--seed", type=int, default=None, help="vary the pre-existing objects")
-    p_demo.add_argument("--trace", type=Path, default=None, help="write the event trace here")
-    p_show = sub.add_parser(
+    p_demo.add_argument(
+        "--trace", type=_new_file, default=None, help="write the event trace to this file"
+    )
+    p_show = command(
         "show",
-        help="list the objects a namespace sees in a trace (like bpftool)",
-        description="Replay TRACE (up to --step) and list the maps, programs and links "
+        "list the objects a namespace sees in a trace (like bpftool)",
+        "Replay TRACE (up to --step) and list the maps, programs and links "
         "visible from the namespace at --ns, with the ids that namespace sees.",
     )
     p_show.add_argument("trace", type=Path, help="a JSON Lines trace (Kernel(trace=True))")
     p_show.add_argument("--ns", default="/", help="namespace path, e.g. /child_b/child_b_b")
-    p_show.add_argument("--step", type=_positive(int, zero=True), help="default: the last")
-    p_replay = sub.add_parser(
+    p_show.add_argument(
+        "--step", type=_positive(int, zero=True), help="a step number >= 0 (default: the last)"
+    )
+    p_replay = command(
         "replay",
-        help="re-run a trace and check that every id matches",
-        description="Rebuild the world TRACE describes on a fresh kernel; exit 1 if the "
+        "re-run a trace and check that every id matches",
+        "Rebuild the world TRACE describes on a fresh kernel; exit 1 if the "
         "replay differs from the trace, 2 if the file is not a valid trace.",
     )
     p_replay.add_argument("trace", type=Path)
-    p_fuzz = sub.add_parser(
+    p_fuzz = command(
         "fuzz",
-        help="run the BpfnsMachine; exit 1 and write the shrunk program on a failure",
-        description="Fuzz id allocation with bpfns.testing.BpfnsMachine. Progress goes to "
+        "run the BpfnsMachine; exit 1 and write the shrunk program on a failure",
+        "Fuzz id allocation with bpfns.testing.BpfnsMachine. Progress goes to "
         "stderr; a failure is written as a runnable script and a JSON record.",
     )
     p_fuzz.add_argument("--behavior", choices=sorted(BEHAVIORS), default="fixed")
@@ -188,13 +248,20 @@ def _parser() -> argparse.ArgumentParser:
     p_fuzz.add_argument("--seed", type=int, default=0)
     p_fuzz.add_argument("--id-end", type=_positive(int), default=6, help="ids 1..N-1")
     p_fuzz.add_argument("--max-level", type=_positive(int), default=3)
-    p_fuzz.add_argument("--workers", type=_positive(int), default=1)
-    p_fuzz.add_argument("--out", type=Path, default=Path(), help="where failures go")
-    p_fuzz.add_argument("--database", type=Path, default=None, help="shared example db dir")
-    p_conf = sub.add_parser(
+    p_fuzz.add_argument(
+        "--workers",
+        type=_positive(int, most=MAX_WORKERS),
+        default=1,
+        help=f"worker processes, at most {MAX_WORKERS} (4 per CPU)",
+    )
+    p_fuzz.add_argument("--out", type=_directory, default=Path(), help="where failures go")
+    p_fuzz.add_argument(
+        "--database", type=_directory, default=None, help="shared example database directory"
+    )
+    p_conf = command(
         "conformance",
-        help="compare bpfns with the running kernel (root, Linux 6.14+)",
-        description="Run seeded pid-namespace scenarios and bpf() id sequences on the live "
+        "compare bpfns with the running kernel (root, Linux 6.14+)",
+        "Run seeded pid-namespace scenarios and bpf() id sequences on the live "
         "kernel and on bpfns; print scenario, events and mismatches; exit 1 on a mismatch.",
     )
     p_conf.add_argument("--seed", type=int, default=0)
@@ -219,15 +286,49 @@ def _conformance(args: argparse.Namespace) -> int:
     return 1 if total else 0
 
 
-def _positive(kind: type[int] | type[float], *, zero: bool = False) -> Callable[[str], float]:
+def _positive(
+    kind: type[int] | type[float], *, zero: bool = False, most: int | None = None
+) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0 (>= 0 with ``zero``), at most ``most``."""
+
     def parse(text: str) -> float:
-        value = kind(text)
-        if value < 0 or (value == 0 and not zero):
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        least = "a number >= 0" if zero else "a positive number"
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be {least}, not {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, not {text}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _new_file(text: str) -> Path:
+    """An argparse type: a file we may create or replace (checked before any work)."""
+    path = Path(text)
+    parent = path.parent if str(path.parent) else Path()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; name a file")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{text} cannot be written")
+    return path
+
+
+def _directory(text: str) -> Path:
+    """An argparse type: a directory that exists or can be made, and can be written."""
+    path = Path(text)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{existing} cannot be written")
+    return path
 
 
 def _fuzz(args: argparse.Namespace) -> int:
@@ -258,14 +359,14 @@ def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
     try:
         trace = load_trace(path)
         if step is not None and step > trace.steps:
-            sys.stderr.write(f"bpfns: {path} has steps 0 to {trace.steps}, not {step}\n")
+            _write(sys.stderr, f"bpfns: {path} has steps 0 to {trace.steps}, not {step}\n")
             return 2
         return replay(trace, until=step), trace.steps
     except ReplayMismatchError as err:
-        sys.stderr.write(f"bpfns: the replay differs from the trace: {err}\n")
+        _write(sys.stderr, f"bpfns: the replay differs from the trace: {err}\n")
         return 1
     except (TraceError, OSError) as err:
-        sys.stderr.write(f"bpfns: cannot use {path}: {err}\n")
+        _write(sys.stderr, f"bpfns: cannot use {path}: {err}\n")
         return 2
 
 
@@ -277,11 +378,11 @@ def _show(args: argparse.Namespace) -> int:
     try:
         ns = find_namespace(k, args.ns)
     except ValueError as err:
-        sys.stderr.write(f"bpfns show: {err}\n")
+        _write(sys.stderr, f"bpfns show: {err}\n")
         return 2
     step = steps if args.step is None else args.step
-    sys.stdout.write(f"# {ns.label()} (level {ns.level}) at step {step} of {steps}\n")
-    sys.stdout.write(render_listing(ns) + "\n")
+    _write(sys.stdout, f"# {ns.label()} (level {ns.level}) at step {step} of {steps}\n")
+    _write(sys.stdout, render_listing(ns) + "\n")
     return 0
 
 
@@ -290,10 +391,11 @@ def _replay(args: argparse.Namespace) -> int:
     if isinstance(result, int):
         return result
     k, steps = result
-    sys.stdout.write(
-        f"{args.trace}: {steps} steps, {len(k.trace)} events replayed; every id matches\n"
+    _write(
+        sys.stdout,
+        f"{args.trace}: {steps} steps, {len(k.trace)} events replayed; every id matches\n",
     )
-    sys.stdout.write(render_tree(k.init_ns) + "\n")
+    _write(sys.stdout, render_tree(k.init_ns) + "\n")
     return 0
 
 

@@ -10,12 +10,15 @@ reachable, testable branch.
 from __future__ import annotations
 
 import enum
+import errno
 import random
 from collections.abc import Iterable
 from typing import ClassVar
 
 import attrs
 
+from ._args import check_int
+from ._errors import BpfnsError
 from ._trace import FaultInjected, Tracer, traced
 
 __all__ = ["FaultInjector", "FaultSite"]
@@ -32,6 +35,18 @@ class FaultSite(enum.Enum):
     INUM = "ns_alloc_inum"
     OBJ_ID = "kmem_cache_alloc(obj_id_cachep)"
     IDR_NODE = "idr_alloc_cyclic radix node"
+    #: ``dup_task_struct`` in ``copy_process`` (clone).
+    TASK = "dup_task_struct"
+    #: ``create_user_ns``'s ``kmem_cache_zalloc(user_ns_cachep)`` (CLONE_NEWUSER).
+    USER_NS = "kmem_cache_zalloc(user_ns_cachep)"
+    #: ``dup_fd``: a copy of the file table (clone without CLONE_FILES, unshare).
+    FILES = "dup_fd"
+    #: ``create_nsproxy`` in ``create_new_namespaces`` (a new namespace).
+    NSPROXY = "create_nsproxy"
+    #: The object itself: ``map->ops->map_alloc``, ``bpf_prog_alloc``, the link's kzalloc.
+    BPF_OBJECT = "bpf object allocation"
+    #: ``alloc_file`` / ``anon_inode_getfile``: the ``struct file`` behind a new fd.
+    FILE = "anon_inode_getfile"
 
 
 @attrs.define
@@ -57,10 +72,16 @@ class FaultInjector:
 
     @staticmethod
     def _site_set(sites: Iterable[FaultSite] | None) -> frozenset[FaultSite] | None:
-        chosen = None if sites is None else frozenset(sites)
-        if chosen is not None and not all(isinstance(s, FaultSite) for s in chosen):
-            raise TypeError("sites must be FaultSite members, e.g. FaultSite.INUM")
-        return chosen
+        if sites is None:
+            return None
+        if isinstance(sites, str | bytes | FaultSite) or not hasattr(sites, "__iter__"):
+            raise TypeError(
+                f"sites must be an iterable of FaultSite members, not {type(sites).__name__}"
+            )
+        chosen = tuple(sites)
+        if not all(isinstance(s, FaultSite) for s in chosen):
+            raise TypeError("sites must be FaultSite members, e.g. [FaultSite.INUM]")
+        return frozenset(chosen)
 
     @traced
     def fail_nth(self, n: int, sites: Iterable[FaultSite] | None = None) -> None:
@@ -70,12 +91,15 @@ class FaultInjector:
 
         Raises:
             ValueError: if ``n < 1``.
-            TypeError: if ``sites`` holds something other than :class:`FaultSite`.
+            TypeError: if ``n`` is not an int (a bool is not) or ``sites`` holds
+                something other than :class:`FaultSite`. A refused call leaves the
+                injector as it was.
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"fail_nth(n={n!r}): n counts allocations from 1 (the next one)")
+        count = check_int("n", n, -(2**63), 2**63 - 1, "")
+        if count < 1:
+            raise ValueError(f"fail_nth(n={count}): n counts allocations from 1 (the next one)")
         chosen = self._site_set(sites)
-        self.armed, self._countdown, self._sites, self._rng = True, n, chosen, None
+        self.armed, self._countdown, self._sites, self._rng = True, count, chosen, None
 
     @traced
     def fail_randomly(
@@ -88,24 +112,44 @@ class FaultInjector:
 
         Raises:
             ValueError: if ``probability`` is not within ``[0, 1]``.
-            TypeError: if ``sites`` holds something other than :class:`FaultSite`.
+            TypeError: if ``probability`` is not a number, ``seed`` not an int, or
+                ``sites`` holds something other than :class:`FaultSite`. A refused
+                call leaves the injector as it was.
 
         >>> f = FaultInjector()
         >>> f.fail_randomly(0.5, seed=1)
         >>> [f.should_fail(FaultSite.INUM) for _ in range(6)]
         [True, False, False, True, True, True]
         """
+        if isinstance(probability, bool) or not isinstance(probability, int | float):
+            raise TypeError(f"probability must be a float, not {type(probability).__name__}")
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability={probability!r} must be within [0, 1]")
+        number = check_int("seed", seed, -(2**63), 2**63 - 1, "")
         chosen = self._site_set(sites)
-        self.armed, self._sites, self._probability = True, chosen, probability
-        self._rng = random.Random(seed)
+        self.armed, self._sites, self._probability = True, chosen, float(probability)
+        self._rng = random.Random(number)
 
     @traced
     def disarm(self) -> None:
         """Cancel :meth:`fail_nth` or :meth:`fail_randomly`."""
         self.armed = False
         self._rng = None
+
+    def inject(self, site: FaultSite) -> None:
+        """An allocation at ``site``: raise ENOMEM if it is the one chosen to fail.
+
+        Raises:
+            BpfnsError: ENOMEM, naming the kernel allocation, when it must fail.
+
+        >>> f = FaultInjector()
+        >>> f.fail_nth(1)
+        >>> f.inject(FaultSite.TASK)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [ENOMEM: ...] dup_task_struct failed (injected ...)
+        """
+        if self.armed and self.should_fail(site):
+            raise BpfnsError(errno.ENOMEM, f"{site.value} failed (injected allocation failure)")
 
     def should_fail(self, site: FaultSite) -> bool:
         """Called by every allocation; true if this one must fail with ENOMEM.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import BpfnsError
+from ._ucount import put_user_ns
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -66,7 +67,7 @@ class File:
         elif self.kind is FileKind.BPF_NS:
             self.obj._put("file")
         elif self.kind is FileKind.USER_NS:
-            self.obj.put()
+            put_user_ns(self.obj, "file")
 
 
 @attrs.define(eq=False)
@@ -144,6 +145,14 @@ class FdTable:
         fd = self._alloc_fd()
         self._reserved.add(fd)
         return fd
+
+    def is_reserved(self, fd: int) -> bool:
+        """Whether ``fd`` is reserved (``get_unused_fd_flags``) and not yet installed."""
+        return fd in self._reserved
+
+    def reserved(self) -> list[int]:
+        """The reserved fds, ascending."""
+        return sorted(self._reserved)
 
     def put_unused(self, fd: int) -> None:
         """``put_unused_fd``: give back a reserved fd."""

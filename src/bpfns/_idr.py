@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from ._args import check_int
 from ._errors import BpfnsError, KernelWarning
 from ._radix_tree import FREE, IdBitmap
 
@@ -45,19 +46,6 @@ def c_int(value: int) -> int:
     -2147483639
     """
     return (value + 0x80000000) % 0x100000000 - 0x80000000
-
-
-def _check_int(name: str, value: object, lo: int, hi: int, ctype: str) -> int:
-    if value.__class__ is int and lo <= value <= hi:
-        return value
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int (a C {ctype}), not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(
-            f"{name}={value} does not fit a C {ctype} [{lo}, {hi}]; "
-            "pass the value the kernel would see (see bpfns.c_int for signed overflow)"
-        )
-    return value
 
 
 def _enospc(what: str, lo: int, hi: int) -> BpfnsError:
@@ -100,7 +88,7 @@ class Idr:
     _bits: IdBitmap = attrs.field(init=False, factory=IdBitmap)
 
     def __attrs_post_init__(self) -> None:
-        _check_int("base", self._base, 0, INT_MAX, "int >= 0")
+        check_int("base", self._base, 0, INT_MAX, "int >= 0")
 
     @classmethod
     def _with_leaf_shift(cls, shift: int, base: int = 0) -> Idr:
@@ -126,7 +114,7 @@ class Idr:
 
     @cursor.setter
     def cursor(self, value: int) -> None:
-        self._bits.set_cursor(_check_int("cursor", value, 0, U32_MAX, "unsigned int"))
+        self._bits.set_cursor(check_int("cursor", value, 0, U32_MAX, "unsigned int"))
 
     # -- allocation -----------------------------------------------------------------
 
@@ -154,8 +142,8 @@ class Idr:
         >>> Idr().alloc_u32("x", 0x80000000, 0xFFFFFFFF)
         2147483648
         """
-        _check_int("nextid", nextid, 0, U32_MAX, "u32")
-        _check_int("max", max, 0, ULONG_MAX, "unsigned long")
+        check_int("nextid", nextid, 0, U32_MAX, "u32")
+        check_int("max", max, 0, ULONG_MAX, "unsigned long")
         return self._alloc_from(ptr, nextid, min(max, U32_MAX), "idr_alloc_u32")
 
     def alloc(self, ptr: object, start: int, end: int) -> int:
@@ -173,8 +161,8 @@ class Idr:
         >>> idr.alloc("a", 5, 0), idr.alloc("b", 0, 0), idr.alloc("c", 5, 0)
         (5, 0, 6)
         """
-        _check_int("start", start, INT_MIN, INT_MAX, "int")
-        _check_int("end", end, INT_MIN, INT_MAX, "int")
+        check_int("start", start, INT_MIN, INT_MAX, "int")
+        check_int("end", end, INT_MIN, INT_MAX, "int")
         if start < 0:
             warnings.warn(
                 f"idr_alloc: WARN_ON_ONCE(start={start} < 0)", KernelWarning, stacklevel=2
@@ -202,8 +190,8 @@ class Idr:
         >>> [idr.alloc_cyclic(None, 0, 0) for _ in range(3)]
         [2147483646, 2147483647, 0]
         """
-        _check_int("start", start, INT_MIN, INT_MAX, "int")
-        _check_int("end", end, INT_MIN, INT_MAX, "int")
+        check_int("start", start, INT_MIN, INT_MAX, "int")
+        check_int("end", end, INT_MIN, INT_MAX, "int")
         if start < 0:
             raise BpfnsError(
                 errno.EINVAL, f"idr_alloc_cyclic: start={start} is negative; use >= 0"
@@ -250,7 +238,7 @@ class Idr:
         >>> idr.find(idr.alloc("x", 0, 0)), idr.find(7)
         ('x', None)
         """
-        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        check_int("id", id, 0, ULONG_MAX, "unsigned long")
         found = self._bits.get(id)
         return None if found is FREE else found
 
@@ -269,7 +257,7 @@ class Idr:
         >>> idr.get_next(0), idr.get_next(5)
         ((4, 'a'), (6, 'c'))
         """
-        _check_int("id", id, 0, INT_MAX, "int >= 0")
+        check_int("id", id, 0, INT_MAX, "int >= 0")
         return next(self._walk(id, "idr_get_next"), None)
 
     def _walk(self, lo: int, what: str) -> Iterator[tuple[int, Any]]:
@@ -324,7 +312,7 @@ class Idr:
         >>> idr.remove(idr.alloc("x", 0, 0)), idr.remove(0)
         ('x', None)
         """
-        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        check_int("id", id, 0, ULONG_MAX, "unsigned long")
         return self._remove(id)
 
     def _remove(self, id: int) -> Any:
@@ -346,7 +334,7 @@ class Idr:
         >>> idr.replace("y", idr.alloc("x", 0, 0))
         'x'
         """
-        _check_int("id", id, 0, ULONG_MAX, "unsigned long")
+        check_int("id", id, 0, ULONG_MAX, "unsigned long")
         old = self._bits.get(id)
         if old is FREE:
             raise BpfnsError(
@@ -416,8 +404,8 @@ class Ida:
                 no id in the range is free.
             TypeError, ValueError: if an argument is not a C ``unsigned int``.
         """
-        _check_int("min", min, 0, U32_MAX, "unsigned int")
-        _check_int("max", max, 0, U32_MAX, "unsigned int")
+        check_int("min", min, 0, U32_MAX, "unsigned int")
+        check_int("max", max, 0, U32_MAX, "unsigned int")
         if min > INT_MAX:
             raise BpfnsError(errno.ENOSPC, f"ida_alloc_range: min={min} is above INT_MAX")
         return self._take(min, INT_MAX if max > INT_MAX else max)
@@ -454,7 +442,7 @@ class Ida:
         An id negative as a C int is ignored silently; freeing an id that is not
         allocated WARNs (:class:`bpfns.KernelWarning`) and changes nothing.
         """
-        _check_int("id", id, 0, U32_MAX, "unsigned int")
+        check_int("id", id, 0, U32_MAX, "unsigned int")
         if id > INT_MAX:
             return
         if self._bits.remove(id) is FREE:
@@ -473,8 +461,8 @@ class Ida:
             BpfnsError: EINVAL if ``min`` is negative as a C int; ENOENT if none is
                 allocated there or ``min > max``.
         """
-        _check_int("min", min, 0, U32_MAX, "unsigned int")
-        _check_int("max", max, 0, U32_MAX, "unsigned int")
+        check_int("min", min, 0, U32_MAX, "unsigned int")
+        check_int("max", max, 0, U32_MAX, "unsigned int")
         if min > INT_MAX:
             raise BpfnsError(errno.EINVAL, f"ida_find_first_range: min={min} is negative")
         max = INT_MAX if max > INT_MAX else max
@@ -489,7 +477,7 @@ class Ida:
 
     def exists(self, id: int) -> bool:
         """``ida_exists``: whether ``id`` is allocated."""
-        _check_int("id", id, 0, U32_MAX, "unsigned int")
+        check_int("id", id, 0, U32_MAX, "unsigned int")
         return self._bits.is_set(id)
 
     def is_empty(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, cast
 
 import attrs
 
+from ._args import check_instance, check_int, check_label
 from ._behavior import FIXED, RFC, Behavior
 from ._bpf_namespace import (
     CLONE_NEWBPF,
@@ -21,20 +22,28 @@ from ._bpf_namespace import (
     ObjType,
     create_bpf_namespace,
 )
-from ._bpf_object import AuditRecord, BpfObject, check_objects
+from ._bpf_object import (
+    AuditRecord,
+    BpfObject,
+    BpfProg,
+    LinkPrimer,
+    check_objects,
+    check_primers,
+)
 from ._bpffs import Bpffs
 from ._capability import ALL_CAPS, Cred
-from ._errors import BpfnsError, InvariantViolation
+from ._errors import BpfnsError, InvariantViolation, KernelBug
 from ._fault import FaultInjector, FaultSite
 from ._files import FdTable, File, FileKind
-from ._idr import INT_MAX, Ida, Idr, _check_int
+from ._idr import INT_MAX, Ida, Idr
 from ._obj_id import IdRecord, ObjId, alloc_obj_id, free_obj_id
 from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache, Slot
+from ._snapshot import Leftover, Snapshot
 from ._syscall import vnr_namespace
-from ._task import Nsproxy, Task, check_tasks
+from ._task import Nsproxy, Task, check_tasks, make_task_dead
 from ._trace import TaskCreated, Trace, Tracer, traced
 from ._ucount import (
     DEFAULT_INIT_UCOUNT_MAX,
@@ -42,43 +51,15 @@ from ._ucount import (
     UcountType,
     UserNamespace,
     all_ucounts,
+    check_user_namespaces,
+    get_user_ns,
     new_init_user_ns,
 )
 
-__all__ = ["Kernel", "Snapshot"]
+__all__ = ["Kernel"]
 
 #: ``PID_MAX_LIMIT`` on 64-bit (kernel.md C.1); the initial pid namespace's bound.
 PID_MAX_LIMIT = 4 * 1024 * 1024
-
-
-@attrs.frozen
-class Snapshot:
-    """A comparable picture of a Kernel's state, for before/after tests.
-
-    ``namespaces`` has one row per namespace not yet freed, ordered by creation:
-    ``(inum, level, parent inum, state, refcount, idrs)`` where ``idrs`` holds, per
-    :class:`ObjType`, ``(cursor, ids)``. ``tasks`` has ``(pid, bpf ns inum, euid,
-    ((fd, kind), ...))`` per live task; ``objects`` ``(type, id, refcnt)`` per BPF
-    object; ``pins`` the bpffs paths; ``logs`` the lengths of the audit log and dmesg.
-    Compare ``without_cursors()`` when the kernel may leave advanced cursors behind.
-    """
-
-    namespaces: tuple[tuple[Any, ...], ...]
-    ucounts: tuple[tuple[int, int, tuple[int, ...]], ...]
-    slabs: tuple[tuple[str, int], ...]
-    rcu_pending: tuple[str, ...]
-    inums: tuple[int, ...]
-    tasks: tuple[tuple[Any, ...], ...] = ()
-    objects: tuple[tuple[Any, ...], ...] = ()
-    pins: tuple[str, ...] = ()
-    logs: tuple[int, int] = (0, 0)
-
-    def without_cursors(self) -> Snapshot:
-        """The same snapshot with every IDR cursor replaced by None."""
-        rows = tuple(
-            (*row[:5], tuple((None, ids) for _, ids in row[5])) for row in self.namespaces
-        )
-        return attrs.evolve(self, namespaces=rows)
 
 
 class _Current:
@@ -93,8 +74,12 @@ class _Current:
     def __enter__(self) -> None:
         self.previous, self.kernel._current = self.kernel._current, self.task
 
-    def __exit__(self, *exc: object) -> None:
-        self.kernel._current = self.previous
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is not None and issubclass(exc_type, KernelBug):
+                make_task_dead(self.task)  # the oops kills the task that hit it
+        finally:
+            self.kernel._current = self.previous
 
 
 @attrs.define(eq=False, repr=False)
@@ -150,22 +135,25 @@ class Kernel:
     _current: Task | None = attrs.field(init=False, default=None)
     _tasks: dict[int, Task] = attrs.field(init=False, factory=dict)
     _pid_idr: Idr = attrs.field(init=False, factory=Idr)
-    _bpf_objects: set[BpfObject] = attrs.field(init=False, factory=set)
+    #: Every BPF object not yet freed, in creation order.
+    _bpf_objects: dict[BpfObject, None] = attrs.field(init=False, factory=dict)
+    #: The pending link primers (BPF_LINK_CREATE calls between prime and settle).
+    _primers: dict[LinkPrimer, None] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.behavior, Behavior):
             raise TypeError(f"behavior must be a bpfns.Behavior, not {self.behavior!r}")
-        _check_int("id_end", self.id_end, 2, INT_MAX, "int")
-        _check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
-        _check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
+        check_int("id_end", self.id_end, 2, INT_MAX, "int")
+        check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
+        check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
         if not isinstance(self._trace_on, bool):
             raise TypeError(f"trace must be True or False, not {self._trace_on!r}")
         tracer = self._tracer = Tracer() if self._trace_on else None
         self._sanitizer = Sanitizer(self.on_bug, tracer=tracer)
         self.faults._tracer = self._rcu.tracer = tracer
-        self.init_user_ns = new_init_user_ns(self.ucount_max)
-        self.init_user_ns._tracer = tracer
+        self.init_user_ns = new_init_user_ns(self.ucount_max, tracer)
         self._ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
+        get_user_ns(self.init_user_ns, "bpf_ns")
         self.init_ns = Namespace(
             kernel=self,
             level=0,
@@ -182,6 +170,7 @@ class Kernel:
             tracer.ref(self)
             tracer.ref(self.faults)
             tracer.kernel_created(self)
+        get_user_ns(self.init_user_ns, "cred")
         init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
         self.init_task = self._new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
 
@@ -232,8 +221,9 @@ class Kernel:
         return self._new_obj_id_cache(level)
 
     def _own_ns(self, ns: object, what: str) -> Namespace:
+        """``ns`` if it is a Namespace of this Kernel; ``what`` names the argument."""
         if not isinstance(ns, Namespace):
-            raise TypeError(f"{what}: expected a bpfns.Namespace, got {type(ns).__name__}")
+            raise TypeError(f"{what} must be a bpfns.Namespace, not {type(ns).__name__}")
         if ns.kernel is not self:
             raise ValueError(f"{what}: {ns!r} belongs to another Kernel")
         return ns
@@ -279,18 +269,20 @@ class Kernel:
         >>> Kernel().find_task(1).name
         'init'
         """
-        _check_int("pid", pid, 0, INT_MAX, "pid_t")
+        check_int("pid", pid, 0, INT_MAX, "pid_t")
         task = self._tasks.get(pid)
         if task is None:
             raise BpfnsError(errno.ESRCH, f"no live task with pid {pid}")
         return task
 
     def _own_task(self, task: object, what: str) -> Task:
+        """``task`` if it is a live Task of this Kernel; ``what`` names the argument."""
         if not isinstance(task, Task):
-            raise TypeError(f"{what}: expected a bpfns.Task, got {type(task).__name__}")
+            raise TypeError(f"{what} must be a bpfns.Task, not {type(task).__name__}")
         if task.kernel is not self:
             raise ValueError(f"{what}: {task!r} belongs to another Kernel")
-        task._require_alive()
+        if not task.alive:
+            raise ValueError(f"{what}: {task!r} has exited; use a live task")
         return task
 
     def _syscall(self, task: Task, name: str) -> _Current:
@@ -367,6 +359,40 @@ class Kernel:
         """The ``call_rcu`` callbacks waiting for :meth:`synchronize_rcu`."""
         return self._rcu.pending
 
+    def bpf_objects(self) -> list[BpfObject]:
+        """Every BPF object not yet freed (maps, programs, links), in creation order.
+
+        An object whose last reference is gone but whose final free waits for a grace
+        period (a program) is listed, with ``refcnt`` 0, until :meth:`synchronize_rcu`.
+
+        >>> k = Kernel()
+        >>> _ = k.init_task.map_create(name="m")
+        >>> k.bpf_objects()
+        [<BpfMap 'm' id=1 refcnt=1>]
+        """
+        return list(self._bpf_objects)
+
+    def link_primers(self) -> list[LinkPrimer]:
+        """The pending :class:`bpfns.LinkPrimer` records (BPF_LINK_CREATE in progress).
+
+        >>> k = Kernel()
+        >>> t = k.init_task
+        >>> primer = t.link_prime(t.prog_load())
+        >>> k.link_primers()
+        [<LinkPrimer pid=1 fd=1 id=1 pending>]
+        """
+        return list(self._primers)
+
+    def user_namespaces(self) -> list[UserNamespace]:
+        """``init_user_ns`` and every user namespace not yet freed, in creation order.
+
+        >>> k = Kernel()
+        >>> _ = k.init_user_ns.create_child(owner=1000)
+        >>> [u.level for u in k.user_namespaces()]
+        [0, 1]
+        """
+        return list(self.init_user_ns.registry.live)
+
     def namespaces(self) -> list[Namespace]:
         """``init_ns`` and every namespace not yet freed, parents before children.
 
@@ -408,25 +434,32 @@ class Kernel:
                 Nothing changes, except that a per-level id cache created on the way
                 stays (the kernel never destroys those caches).
             TypeError, ValueError: for arguments of the wrong type, of another
-                Kernel, or a dead ``old_ns``.
+                Kernel, a dead ``old_ns`` or a freed ``user_ns`` (checked before
+                anything is charged or allocated).
 
         >>> k = Kernel()
         >>> ns = k.copy_bpfns(CLONE_NEWBPF, k.init_user_ns, k.init_ns)
         >>> ns.parent is k.init_ns, ns.level
         (True, 1)
         """
-        _check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
-        old = self._live_ns(old_ns, "copy_bpfns")
-        if (
-            not isinstance(user_ns, UserNamespace)
-            or user_ns._table is not self.init_user_ns._table
-        ):
-            raise TypeError("copy_bpfns: user_ns must be a UserNamespace of this Kernel")
-        _check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
+        flags = check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
+        old = self._live_ns(old_ns, "old_ns")
+        owner = self._live_user_ns(user_ns, "user_ns")
+        uid = check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
+        label = check_label("name", name)
         self._step += 1
         if not flags & CLONE_NEWBPF:
             return old.get()
-        return create_bpf_namespace(self, user_ns, old, euid, name)
+        return create_bpf_namespace(self, owner, old, uid, label)
+
+    def _live_user_ns(self, user_ns: object, what: str) -> UserNamespace:
+        """``user_ns`` if it is a live UserNamespace of this Kernel; ``what`` names it."""
+        checked = check_instance(what, user_ns, UserNamespace, "a bpfns.UserNamespace")
+        if not checked.same_kernel(self.init_user_ns):
+            raise ValueError(f"{what}: {checked!r} belongs to another Kernel")
+        if not checked.alive:
+            raise ValueError(f"{what}: {checked!r} was freed; use a live user namespace")
+        return checked
 
     # -- object ids -----------------------------------------------------------------
 
@@ -455,9 +488,9 @@ class Kernel:
         2
         """
         type_ = self._obj_type(type)
-        src = self._live_ns(from_ns, "translate")
-        dst = self._live_ns(to_ns, "translate")
-        _check_int("nr", nr, 0, INT_MAX, "int")
+        src = self._live_ns(from_ns, "from_ns")
+        dst = self._live_ns(to_ns, "to_ns")
+        check_int("nr", nr, 0, INT_MAX, "int")
         found = src.idr[type_].find(nr)
         if found is None:
             raise BpfnsError(
@@ -485,7 +518,10 @@ class Kernel:
     # -- invariants -----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """A :class:`Snapshot` of everything a failed call must leave unchanged.
+        """A :class:`bpfns.Snapshot` of everything refcounted or owned.
+
+        Compare one taken before a failing call with one taken after: they differ at
+        most in the rows of "What a failed call leaves behind" (docs: fidelity).
 
         >>> k = Kernel()
         >>> before = k.snapshot()
@@ -493,47 +529,169 @@ class Kernel:
         >>> k.snapshot() == before, k.snapshot().inums
         (False, ())
         """
-        rows = tuple(
-            (
-                ns.inum,
-                ns.level,
-                None if ns.parent is None else ns.parent.inum,
-                ns.state.value,
-                ns.refcount,
-                tuple((idr.cursor, tuple(idr.ids())) for idr in ns.idr),
-            )
-            for ns in self.namespaces()
-        )
-        ucounts = tuple(
-            sorted(
-                (uc.ns.level, uc.uid, tuple(uc.counts))
-                for uc in all_ucounts(self.init_user_ns)
-                if any(uc.counts)
-            )
-        )
+        users = {u: i for i, u in enumerate(self.user_namespaces())}
+        objects = {o: i for i, o in enumerate(self._bpf_objects)}
+        tables: dict[int, tuple[int, FdTable]] = {}
+        for t in self.tasks():
+            if t.files is not None and id(t.files) not in tables:
+                tables[id(t.files)] = (len(tables), t.files)
+        spaces = self.namespaces()
         caches: list[KmemCache[Any]] = [self._ns_cache, *self._obj_id_caches.values()]
-        slabs = tuple(sorted((c.name, c.active) for c in caches))
-        tasks = tuple(
-            (
-                t.pid,
-                t.bpf_ns.inum,
-                t.cred.euid,
-                tuple((fd, f.kind.value) for fd, f in t.files.items()) if t.files else (),
-            )
-            for t in self.tasks()
-        )
-        objects = tuple(sorted((o.TYPE.name, o.id, o.refcnt, o.name) for o in self._bpf_objects))
         return Snapshot(
-            rows,
-            ucounts,
-            slabs,
-            self._rcu.pending,
-            tuple(self._inum_ida.ids()),
-            tasks,
-            objects,
-            tuple(self.bpffs.paths()),
-            (len(self.audit_log), len(self.dmesg)),
+            namespaces=tuple(
+                (
+                    ns.inum,
+                    ns.level,
+                    None if ns.parent is None else ns.parent.inum,
+                    ns.state.value,
+                    ns.refcount,
+                    _nonzero(ns.holders),
+                    tuple(tuple(idr.ids()) for idr in ns.idr),
+                )
+                for ns in spaces
+            ),
+            cursors=tuple((ns.inum, tuple(idr.cursor for idr in ns.idr)) for ns in spaces),
+            user_namespaces=tuple(
+                (
+                    i,
+                    u.level,
+                    None if u.parent is None else users[u.parent],
+                    u.owner,
+                    u.refcount,
+                    _nonzero(u.holders),
+                )
+                for u, i in users.items()
+            ),
+            ucounts=tuple(
+                sorted(
+                    (users.get(uc.ns, -1), uc.uid, tuple(uc.counts))
+                    for uc in all_ucounts(self.init_user_ns)
+                    if any(uc.counts)
+                )
+            ),
+            caches=tuple(sorted(c.name for c in caches)),
+            slabs=tuple(sorted((c.name, c.active) for c in caches if c.active)),
+            rcu_pending=self._rcu.pending,
+            inums=tuple(self._inum_ida.ids()),
+            tasks=tuple(
+                (
+                    t.pid,
+                    t.tgid,
+                    t.bpf_ns.inum,
+                    users.get(t.cred.user_ns, -1),
+                    t.cred.euid,
+                    tuple(sorted(t.cred.caps)),
+                    tables[id(t.files)][0],
+                )
+                for t in self.tasks()
+            ),
+            files=tuple(
+                (
+                    i,
+                    table.count,
+                    tuple((fd, _file_row(f, objects, users)) for fd, f in table.items()),
+                    tuple(table.reserved()),
+                )
+                for i, table in tables.values()
+            ),
+            objects=tuple(
+                (i, o.TYPE.name, o.id, o.refcnt, _nonzero(o.holders), o.name)
+                for o, i in objects.items()
+            ),
+            primers=tuple((p.task.pid, p.fd, p.id) for p in self._primers),
+            pins=tuple((path, objects.get(obj, -1)) for path, obj in self.bpffs.items()),
+            dmesg=tuple(self.dmesg),
+            audit=tuple(attrs.astuple(r) for r in self.audit_log),
         )
+
+    def leftovers(self) -> list[Leftover]:
+        """What is still live beyond this Kernel's initial state, as :class:`bpfns.Leftover`.
+
+        The initial state is a fresh Kernel: ``init_task`` alive with no open file,
+        ``init_ns`` and ``init_user_ns`` with nothing in them. Everything else is
+        listed: tasks, init's open and reserved fds, namespaces (alive, or destroyed
+        and waiting for their RCU free), user namespaces, references taken on
+        ``init_user_ns``, ucount charges, BPF objects, id records of
+        :meth:`alloc_obj_id`, bpffs pins, pending link primers and RCU callbacks. After
+        :meth:`teardown`, pins and the references you took yourself remain; in FIXED
+        behaviour nothing else does.
+
+        >>> k = Kernel()
+        >>> t = k.init_task.clone()
+        >>> [str(x) for x in k.leftovers()]
+        ['task: <Task pid=2 euid=0 bpf_ns=init_bpf_ns>']
+        >>> k.teardown(); k.leftovers()
+        []
+        """
+        return [*self._task_leftovers(), *self._namespace_leftovers(), *self._object_leftovers()]
+
+    def _task_leftovers(self) -> list[Leftover]:
+        out = [Leftover("task", repr(t)) for t in self.tasks() if t is not self.init_task]
+        init = self.init_task
+        if not init.alive or init.files is None:
+            return [*out, Leftover("task", f"{init!r} was killed; the initial task is gone")]
+        for fd, f in init.files.items():
+            out.append(Leftover("fd", f"init_task fd {fd}: {f.kind.value} {f.obj!r}"))
+        out += [Leftover("reserved fd", f"init_task fd {fd}") for fd in init.files.reserved()]
+        return out
+
+    def _namespace_leftovers(self) -> list[Leftover]:
+        out = [Leftover("namespace", f"{ns!r} held by {ns.holders}") for ns in self._namespaces]
+        for u in self.user_namespaces()[1:]:
+            out.append(Leftover("user namespace", f"{u!r} held by {u.holders}"))
+        refs = self.init_user_ns.holders.get("ref", 0)
+        if refs:
+            out.append(Leftover("user namespace reference", f"{refs} on init_user_ns (get())"))
+        for uc in all_ucounts(self.init_user_ns):
+            where = f"uid {uc.uid} in user ns level {uc.ns.level} (owner {uc.ns.owner})"
+            for kind, n in zip(UcountType, uc.counts, strict=True):
+                if n:
+                    out.append(Leftover("ucount", f"{where}: {kind.sysctl}={n}"))
+        return out
+
+    def _object_leftovers(self) -> list[Leftover]:
+        out = [Leftover("bpf object", f"{o!r} held by {o.holders}") for o in self._bpf_objects]
+        for handle in self._live_obj_ids():
+            if not isinstance(handle.obj, BpfObject):
+                out.append(Leftover("id record", f"{handle!r} of {handle.obj!r}"))
+        out += [Leftover("pin", f"{path} -> {obj!r}") for path, obj in self.bpffs.items()]
+        out += [Leftover("link primer", repr(p)) for p in self._primers]
+        out += [Leftover("rcu callback", what) for what in self._rcu.pending]
+        return out
+
+    @traced
+    def teardown(self) -> None:
+        """End the world's work: what is left is what nothing running holds any more.
+
+        Every pending BPF_LINK_CREATE fails its attachment (:meth:`LinkPrimer.cleanup`),
+        every task but ``init_task`` exits (highest pid first), ``init_task`` closes
+        its fds, and grace periods run until no RCU callback is pending. bpffs pins and
+        the references you took yourself (namespaces, user namespaces) stay: see
+        :meth:`leftovers`. There is no kernel function for this; it is what a test's
+        cleanup does, in the kernel's own steps.
+
+        Raises:
+            KernelBug: in RFC behaviour, if a step hits a defect (D2, D8); the rest of
+                the teardown does not run.
+
+        >>> k = Kernel(FIXED)
+        >>> child = k.init_task.clone(CLONE_NEWBPF)
+        >>> _ = child.map_create()
+        >>> k.teardown(); k.leftovers(), len(k.namespaces())
+        ([], 1)
+        """
+        for primer in list(self._primers):
+            if primer.task.alive:
+                primer.cleanup()
+        for task in reversed(self.tasks()):
+            if task is not self.init_task:
+                task.exit()
+        init = self.init_task
+        if init.alive and init.files is not None:
+            for fd, _ in list(init.files.items()):
+                init.close(fd)
+        while self._rcu.pending:
+            self.synchronize_rcu()
 
     def check(self) -> None:
         """Verify every invariant of the world; raise :class:`bpfns.InvariantViolation`.
@@ -555,6 +713,9 @@ class Kernel:
         self._check_ids()
         self._check_refcounts()
         self._check_ucounts()
+        self._check_user_namespaces()
+        self._check_primers()
+        self._check_rcu()
         check_objects(self)
 
     def _check_structures(self) -> None:
@@ -562,6 +723,9 @@ class Kernel:
         self._ns_cache._check()
         for cache in self._obj_id_caches.values():
             cache._check()
+        self.init_user_ns.registry._check()
+        for primer in self._primers:
+            primer._check()
         for ns in self.namespaces():
             ns._check()
         if self._tracer is not None:
@@ -679,3 +843,52 @@ class Kernel:
                 "inode numbers distinct and allocated",
                 f"live namespaces {inums}, allocated {self._inum_ida.ids()}",
             )
+
+    def _check_user_namespaces(self) -> None:
+        """User-namespace references equal their holders; their ucounts, the live ones."""
+        check_user_namespaces(
+            self.init_user_ns.registry,
+            cred=[t.cred.user_ns for t in self.tasks()],
+            bpf_ns=[ns.user_ns for ns in self.namespaces()],
+            file=[f.obj for f in self._open_files() if f.kind is FileKind.USER_NS],
+        )
+
+    def _check_primers(self) -> None:
+        """Pending primers belong to live tasks; every reserved fd belongs to a primer."""
+        check_primers(self.link_primers(), self.tasks())
+
+    def _check_rcu(self) -> None:
+        """The pending RCU callbacks are exactly the frees the objects wait for."""
+        owners = self._rcu.owners()
+        waiting: list[object] = [ns for ns in self._namespaces if not ns.alive]
+        waiting += [o for o in self._bpf_objects if isinstance(o, BpfProg) and not o.refcnt]
+        if sorted(map(id, owners)) != sorted(map(id, waiting)):
+            raise InvariantViolation(
+                "RCU callbacks match what waits for a grace period",
+                f"pending {self._rcu.pending}, waiting {waiting}",
+            )
+        if self._ns_cache.active != len(self._namespaces):
+            raise InvariantViolation(
+                "slab objects are owned",
+                f"{self._ns_cache.active} namespace objects allocated, "
+                f"{len(self._namespaces)} namespaces not yet freed",
+            )
+
+
+def _nonzero(holders: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """The holders that hold a reference now, sorted (a holder at 0 is none)."""
+    return tuple(sorted((k, v) for k, v in holders.items() if v))
+
+
+def _file_row(file: File, objects: dict[BpfObject, int], users: dict[UserNamespace, int]) -> Any:
+    """What an open file refers to, in a Snapshot: a kind and a kernel-independent name."""
+    obj = file.obj
+    if isinstance(obj, BpfObject):
+        target: object = objects.get(obj, -1)
+    elif isinstance(obj, Namespace):
+        target = obj.inum
+    elif isinstance(obj, UserNamespace):
+        target = users.get(obj, -1)
+    else:
+        target = obj.pid if obj.alive else -1  # a pidfd's task
+    return (file.kind.value, target, file.count)

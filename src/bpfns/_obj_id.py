@@ -187,8 +187,9 @@ class ObjId:
     """A handle on a ``struct bpf_obj_id`` record: one id per level, index 0 = init.
 
     Returned by :meth:`bpfns.Kernel.alloc_obj_id`. The record's memory belongs to the
-    slab: after :meth:`bpfns.Kernel.free_obj_id` it is reused by later allocations, and
-    reading it through this handle is a use-after-free that the sanitizer reports.
+    slab: after :meth:`bpfns.Kernel.free_obj_id` it is reused by later allocations, so
+    reading it through this handle is an error of the caller (ValueError; the sanitizer
+    reports only the kernel's own accesses).
 
     Attributes:
         type: the :class:`ObjType` it was allocated for.
@@ -214,15 +215,12 @@ class ObjId:
         return self._slot.owner is self
 
     def _mem(self, what: str) -> IdRecord:
+        """The record, for a read through this handle; a freed one is refused."""
         if not self.live:
-            k = self._kernel
-            k._sanitizer.report(
-                None,
-                BugKind.USE_AFTER_FREE,
-                f"{what} read a bpf_obj_id record at {self._slot.addr:#x} after "
-                "free_obj_id freed it; do not use an ObjId after freeing it",
-                what,
-                k._step,
+            raise ValueError(
+                f"{what}: this {self.type.name} ObjId was freed (its record at "
+                f"{self._slot.addr:#x} now belongs to the slab); use the ObjId of a live "
+                "object"
             )
         return self._slot
 
@@ -264,7 +262,7 @@ class ObjId:
 
         Raises:
             TypeError: if ``ns`` is not a :class:`bpfns.Namespace`.
-            ValueError: if ``ns`` belongs to another Kernel.
+            ValueError: if ``ns`` belongs to another Kernel, or this ObjId was freed.
 
         >>> from bpfns import Kernel, ObjType
         >>> k = Kernel()
@@ -274,7 +272,7 @@ class ObjId:
         (1, 1, 0)
         """
         k = self._kernel
-        k._own_ns(ns, "nr_ns")
+        k._own_ns(ns, "ns")
         slot = self._mem("bpf_obj_id_nr_ns")
         if ns.level > slot.level:
             return 0
@@ -320,6 +318,16 @@ class ObjId:
         return f"<ObjId {self.type.name} level={slot.level} [{ids}]>"
 
 
+@attrs.define(eq=False, repr=False)
+class KernelObjId(ObjId):
+    """The id record of a map, program or link made by a ``bpf()`` command.
+
+    The kernel frees it when the object's last reference goes; the public
+    :meth:`bpfns.Kernel.free_obj_id` refuses it (ValueError), so that a test cannot
+    free an object's ids behind the object's back.
+    """
+
+
 # -- alloc and free ---------------------------------------------------------------------
 
 
@@ -357,12 +365,13 @@ def _alloc_careful(k: Kernel, ns: object, obj: object, type: object, nested: boo
         if tracer is not None and not tracer.depth:
             handle: ObjId = tracer.call(alloc_obj_id, k, (ns, obj, type), {})
             return handle
-        ns = k._live_ns(ns, "alloc_obj_id")
+        ns = k._live_ns(ns, "ns")
         type = k._obj_type(type)
         if obj is None:
             raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
         k._step += 1
-    return _alloc_obj_id(k, ns, obj, type)  # type: ignore[arg-type]
+    cls = KernelObjId if nested else ObjId
+    return _alloc_obj_id(k, ns, obj, type, cls)  # type: ignore[arg-type]
 
 
 def _free_careful(k: Kernel, obj_id: object, type: object, nested: bool) -> None:
@@ -388,6 +397,11 @@ def _free_args(k: Kernel, obj_id: object, type: object) -> ObjType:
         raise ValueError("free_obj_id: double free; this ObjId was already freed")
     if type_ is not obj_id.type:
         raise ValueError(f"free_obj_id: the ObjId was allocated as {obj_id.type!r}, not {type_!r}")
+    if isinstance(obj_id, KernelObjId):
+        raise ValueError(
+            f"free_obj_id: this ObjId is the id record of {obj_id.obj!r}, which the kernel "
+            "frees when its last reference goes; close its fds (and unpin it) instead"
+        )
     return type_
 
 
@@ -460,7 +474,7 @@ def alloc_obj_id(
         k._step += 1
     freelist = ns._id_freelist  # kmem_cache_alloc, inline
     slot = freelist.pop() if freelist else ns.obj_id_cachep.alloc(None)
-    handle = _new(ObjId)  # ObjId(slot, type, obj), without the __init__ frame
+    handle = _new(KernelObjId if _nested else ObjId)  # ObjId(slot, type, obj), no __init__
     handle._slot = slot
     handle.type = type
     handle.obj = obj
@@ -493,7 +507,9 @@ def alloc_obj_id(
     return handle
 
 
-def _alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjId:
+def _alloc_obj_id(
+    k: Kernel, ns: Namespace, obj: object, type_: ObjType, cls: type[ObjId]
+) -> ObjId:
     """``bpf_alloc_obj_id`` line by line: fault sites, trace events, placeholders."""
     faults = k.faults
     if faults.armed and faults.should_fail(FaultSite.OBJ_ID):
@@ -502,7 +518,7 @@ def _alloc_obj_id(k: Kernel, ns: Namespace, obj: object, type_: ObjType) -> ObjI
         )
     cache = ns.obj_id_cachep
     slot = cache.alloc(None)
-    handle = ObjId(slot, type_, obj)
+    handle = cls(slot, type_, obj)
     slot.owner = handle
     level = slot.level = ns.level
     nrs = slot.nrs
@@ -634,6 +650,8 @@ def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = Fals
     except AttributeError:  # not an ObjId, or a record never written
         return _free_careful(k, obj_id, type, _nested)
     if not _nested:
+        if obj_id.__class__ is not ObjId:  # a KernelObjId: refused by the careful path
+            return _free_careful(k, obj_id, type, _nested)
         k._step += 1
     nrs = slot.nrs
     free = FREE

@@ -12,33 +12,41 @@ by a bpfns that behaves differently.
 A trace is data, never code: every line is checked against the event classes of
 :mod:`bpfns._trace` (kind, field names, field types) before anything runs, a call may
 only name a method marked as traced, and its arguments may only be JSON values,
-references to objects the replay itself created, or members of the enums below. Every
-error names the line (:class:`TraceError`).
+references to objects the replay itself created, stand-ins for objects of another
+Kernel, or members of the enums below. Every error names the file and the line
+(:class:`TraceError`).
 
-Events outside a call (a sanitizer report raised by a read such as ``ObjId.numbers``
-on a freed handle) are checked for format only: replay makes no reads of its own.
+Reading is bounded, so that a hostile file costs little: only regular files are read,
+a line may hold at most :data:`MAX_LINE_BYTES` bytes of UTF-8 and nest JSON arrays and
+objects at most :data:`MAX_DEPTH` deep, and mismatch messages quote at most
+:data:`QUOTE_MAX` characters of an event.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import json
+import os
+import re
+import stat
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ._behavior import Behavior
+from ._behavior import FIXED, Behavior
 from ._bpf_namespace import ObjType
 from ._capability import Cap
 from ._fault import FaultSite
 from ._kernel import Kernel
 from ._trace import (
     EVENT_TYPES,
+    REPLAYABLE_ENUMS,
     Enter,
     Event,
     KernelCreated,
@@ -50,12 +58,22 @@ from ._trace import (
 )
 from ._ucount import UcountType
 
-__all__ = ["load_trace", "replay", "replay_steps"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "QUOTE_MAX", "load_trace", "replay", "replay_steps"]
+
+#: The longest line a trace may have, in bytes (an event bpfns writes is a few hundred).
+MAX_LINE_BYTES = 1 << 20
+#: How deep a line may nest JSON arrays and objects (bpfns writes at most 4 levels).
+MAX_DEPTH = 32
+#: How many characters of an event a mismatch message quotes.
+QUOTE_MAX = 300
 
 #: The enums a call argument may name.
 _ENUMS: dict[str, type[enum.Enum]] = {
     cls.__name__: cls for cls in (ObjType, Cap, FaultSite, UcountType)
 }
+assert tuple(_ENUMS) == REPLAYABLE_ENUMS
+#: A JSON string, or one bracket (for the nesting depth of a line).
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 @attrs.frozen(repr=False)
@@ -91,11 +109,30 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp)
 
 
+def _depth(text: str) -> int:
+    """How deeply ``text`` nests JSON arrays and objects (brackets in strings excluded)."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
 def _parse_event(source: str, line: int, text: str) -> Event:
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise TraceError(
+            source, line, f"JSON nested deeper than {MAX_DEPTH} levels; a trace event is flat"
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise TraceError(source, line, f"not JSON ({err.msg}); one event per line") from None
+    except (ValueError, RecursionError) as err:  # e.g. an int of more than 4300 digits
+        raise TraceError(source, line, f"not a JSON value bpfns reads ({err})") from None
     if not isinstance(data, dict):
         raise TraceError(source, line, "an event must be a JSON object")
     kind = data.pop("kind", None)
@@ -128,8 +165,10 @@ def load_trace(path: str | Path) -> Trace:
     numbered from 1, each call returning).
 
     Raises:
-        TraceError: naming the first bad line.
-        OSError: if the file cannot be read.
+        TraceError: naming the first bad line, or the file itself if it is not a
+            regular file; lines are at most :data:`MAX_LINE_BYTES` bytes of UTF-8 and
+            nest at most :data:`MAX_DEPTH` deep.
+        OSError: if the file cannot be opened.
 
     >>> import os, tempfile
     >>> from bpfns import Kernel
@@ -141,8 +180,25 @@ def load_trace(path: str | Path) -> Trace:
     1
     """
     source = str(path)
-    text = Path(path).read_text(encoding="utf-8")
-    events = [_parse_event(source, n, line) for n, line in enumerate(text.splitlines(), 1)]
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise TraceError(source, 0, "not a regular file; a trace is a file Trace.to_jsonl wrote")
+    events: list[Event] = []
+    with Path(path).open("rb") as file:
+        for n in itertools.count(1):
+            raw = file.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                break
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise TraceError(
+                    source,
+                    n,
+                    f"longer than {MAX_LINE_BYTES} bytes; a trace event is one short line",
+                )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TraceError(source, n, f"not UTF-8 (byte {err.start} of the line)") from None
+            events.append(_parse_event(source, n, text.rstrip("\r\n")))
     check_structure(source, events)
     return Trace(events, source=source)
 
@@ -167,29 +223,139 @@ def _new_kernel(source: str, header: KernelCreated) -> Kernel:
         raise TraceError(source, 1, f"cannot build the kernel: {err}") from None
 
 
-def _decode(source: str, line: int, value: Any, objects: dict[str, object]) -> Any:
-    """A call argument from JSON; only references, enums, lists and scalars."""
+@attrs.define
+class _Foreign:
+    """Objects of another Kernel, standing in for the ``{"foreign": kind}`` arguments."""
+
+    kernel: Kernel | None = None
+    made: dict[str, object] = attrs.field(factory=dict)
+
+    def get(self, kind: str) -> object | None:
+        """An object of ``kind`` that belongs to another Kernel, or None for no such kind."""
+        if kind not in self.made:
+            k = self.kernel = self.kernel or Kernel(FIXED)
+            makers: dict[str, Any] = {
+                "kernel": lambda: k,
+                "faults": lambda: k.faults,
+                "ns": lambda: k.init_ns,
+                "userns": lambda: k.init_user_ns,
+                "task": lambda: k.init_task,
+                "oid": lambda: k.alloc_obj_id(k.init_ns, "foreign", ObjType.MAP),
+                "primer": lambda: k.init_task.link_prime(k.init_task.prog_load()),
+            }
+            if kind not in makers:
+                return None
+            self.made[kind] = makers[kind]()
+        return self.made[kind]
+
+
+def _decode(
+    source: str, line: int, value: Any, objects: dict[str, object], foreign: _Foreign
+) -> Any:
+    """A call argument from JSON (see :meth:`bpfns._trace.Tracer.encode`)."""
     if not isinstance(value, dict):
         if isinstance(value, list):
             raise TraceError(source, line, "a list argument must be written {'list': [...]}")
         return value
-    if set(value) == {"ref"} and isinstance(value["ref"], str):
-        if value["ref"] not in objects:
-            raise TraceError(source, line, f"unknown reference {value['ref']!r}")
-        return objects[value["ref"]]
-    if set(value) == {"enum", "name"}:
-        cls = _ENUMS.get(value["enum"])
-        if cls is None or value["name"] not in cls.__members__:
-            raise TraceError(source, line, f"unknown enum member {value}")
-        return cls[value["name"]]
-    if set(value) == {"list"} and isinstance(value["list"], list):
-        return tuple(_decode(source, line, v, objects) for v in value["list"])
-    if set(value) == {"opaque"} and isinstance(value["opaque"], str):
-        return _Opaque(value["opaque"])
-    raise TraceError(source, line, f"cannot decode argument {value!r}")
+    keys = sorted(value)
+    tag = "enum" if keys == ["enum", "name"] else keys[0] if len(keys) == 1 else ""
+    decoder = _DECODERS.get(tag) if tag != "enum" or len(keys) == 2 else None
+    if decoder is not None:
+
+        def inner(item: Any) -> Any:
+            return _decode(source, line, item, objects, foreign)
+
+        result = decoder(_Args(value, objects, foreign, inner))
+        if not isinstance(result, _Refused):
+            return result
+        raise TraceError(source, line, f"{result.why} in argument {_quote(value)}")
+    raise TraceError(source, line, f"cannot decode argument {_quote(value)}")
 
 
-def _call(source: str, line: int, k: Kernel, enter: Enter) -> None:
+@attrs.frozen
+class _Refused:
+    """A decoder's answer for an argument it cannot decode: why."""
+
+    why: str
+
+
+@attrs.frozen
+class _Args:
+    """What a decoder of one tagged argument gets."""
+
+    value: dict[str, Any]
+    objects: dict[str, object]
+    foreign: _Foreign
+    decode: Callable[[Any], Any]
+
+
+def _decode_ref(a: _Args) -> object:
+    ref = a.value["ref"]
+    found = a.objects.get(ref) if isinstance(ref, str) else None
+    return _Refused("unknown reference") if found is None else found
+
+
+def _decode_enum(a: _Args) -> object:
+    cls = _ENUMS.get(a.value["enum"]) if isinstance(a.value["enum"], str) else None
+    name = a.value["name"]
+    if cls is None or not isinstance(name, str) or name not in cls.__members__:
+        return _Refused(f"unknown enum member (enums: {', '.join(_ENUMS)})")
+    return cls[name]
+
+
+def _decode_list(a: _Args) -> object:
+    items = a.value.get("list", a.value.get("set"))
+    if not isinstance(items, list):
+        return _Refused("a list or set argument holds a JSON array")
+    decoded = [a.decode(v) for v in items]
+    if "list" in a.value:
+        return tuple(decoded)
+    try:
+        return frozenset(decoded)
+    except TypeError:  # an unhashable member: not a set bpfns wrote
+        return _Refused("a set holds an unhashable value")
+
+
+def _decode_opaque(a: _Args) -> object:
+    text = a.value["opaque"]
+    return _Opaque(text) if isinstance(text, str) else _Refused("an opaque value is a string")
+
+
+def _decode_bigint(a: _Args) -> object:
+    text = a.value["bigint"]
+    try:
+        return int(text, 16) if isinstance(text, str) else _Refused("a bigint is a hex string")
+    except ValueError:
+        return _Refused("a bigint is a hex string")
+
+
+def _decode_foreign(a: _Args) -> object:
+    kind = a.value["foreign"]
+    stand_in = a.foreign.get(kind) if isinstance(kind, str) else None
+    return _Refused("unknown foreign kind") if stand_in is None else stand_in
+
+
+#: How each tagged argument decodes: ``{"ref"}``, ``{"enum", "name"}``, ``{"list"}``, ...
+_DECODERS: dict[str, Callable[[_Args], object]] = {
+    "ref": _decode_ref,
+    "enum": _decode_enum,
+    "list": _decode_list,
+    "set": _decode_list,
+    "opaque": _decode_opaque,
+    "bigint": _decode_bigint,
+    "foreign": _decode_foreign,
+}
+
+
+def _quote(value: object) -> str:
+    """``value`` as JSON, cut to :data:`QUOTE_MAX` characters for a message."""
+    text = json.dumps(value) if not isinstance(value, Event) else json.dumps(value.to_json())
+    if len(text) <= QUOTE_MAX:
+        return text
+    return f"{text[:QUOTE_MAX]}... ({len(text) - QUOTE_MAX} more characters)"
+
+
+def _call(source: str, line: int, k: Kernel, enter: Enter, foreign: _Foreign) -> None:
     assert k._tracer is not None
     objects = k._tracer.objects
     target = objects.get(enter.target)
@@ -203,8 +369,8 @@ def _call(source: str, line: int, k: Kernel, enter: Enter) -> None:
     private = sorted(name for name in enter.kwargs if name.startswith("_"))
     if private:
         raise TraceError(source, line, f"{enter.op}: private arguments {private} are not data")
-    args = [_decode(source, line, a, objects) for a in enter.args]
-    kwargs = {name: _decode(source, line, v, objects) for name, v in enter.kwargs.items()}
+    args = [_decode(source, line, a, objects, foreign) for a in enter.args]
+    kwargs = {name: _decode(source, line, v, objects, foreign) for name, v in enter.kwargs.items()}
     # An exception is part of what the call did: its Return event records it, and
     # _compare checks that against the trace.
     with contextlib.suppress(Exception):
@@ -215,14 +381,14 @@ def _compare(source: str, first_line: int, recorded: list[Event], produced: list
     for i, want in enumerate(recorded):
         got = produced[i] if i < len(produced) else None
         if got is None or got.to_json() != want.to_json():
-            did = "nothing more" if got is None else json.dumps(got.to_json())
+            did = "nothing more" if got is None else _quote(got)
             raise ReplayMismatchError(
                 source,
                 first_line + i,
-                f"the trace records {json.dumps(want.to_json())}, but the replay did {did}",
+                f"the trace records {_quote(want)}, but the replay did {did}",
             )
     if len(produced) > len(recorded):
-        extra = json.dumps(produced[len(recorded)].to_json())
+        extra = _quote(produced[len(recorded)])
         raise ReplayMismatchError(
             source,
             first_line + len(recorded) - 1,
@@ -263,6 +429,7 @@ def replay_steps(source: str | Path | Trace) -> Iterator[tuple[Enter | None, Ker
     header = events[0]
     assert isinstance(header, KernelCreated)
     k = _new_kernel(name, header)
+    foreign = _Foreign()
     produced = k.trace.events
     first_call = next((i for i, e in enumerate(events) if isinstance(e, Enter)), len(events))
     _compare(name, 1, events[:first_call], produced)
@@ -273,11 +440,10 @@ def replay_steps(source: str | Path | Trace) -> Iterator[tuple[Enter | None, Ker
         assert isinstance(enter, Enter)
         end = next(j for j in range(i, len(events)) if isinstance(events[j], Return))
         mark = len(produced)
-        _call(name, i + 1, k, enter)
+        _call(name, i + 1, k, enter, foreign)
         _compare(name, i + 1, events[i : end + 1], produced[mark:])
         yield enter, k
-        # Events between a return and the next call come from reads: format only.
-        i = next((j for j in range(end, len(events)) if isinstance(events[j], Enter)), len(events))
+        i = end + 1  # check_structure: the next event is the next call
 
 
 def replay(source: str | Path | Trace, *, until: int | None = None) -> Kernel:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
+from ._args import check_int, check_str
 from ._bpf_namespace import Namespace, ObjType
 from ._bpf_object import (
     _KIND_OF,
@@ -45,10 +46,11 @@ from ._bpf_object import (
     object_info,
 )
 from ._capability import Cap, Cred
-from ._errors import BpfnsError
+from ._errors import BpfnsError, KernelBug
+from ._fault import FaultSite
 from ._files import FdTable, File, FileKind
-from ._idr import INT_MAX, INT_MIN, U32_MAX, _check_int
-from ._obj_id import alloc_obj_id
+from ._idr import INT_MAX, INT_MIN, U32_MAX
+from ._obj_id import KernelObjId, ObjId, alloc_obj_id, free_obj_id
 from ._sanitizer import BugKind
 from ._trace import Tracer, replayable, traced
 
@@ -64,6 +66,14 @@ _BPF_CAPS = frozenset({Cap.CAP_BPF, Cap.CAP_SYS_ADMIN})
 _NAME = re.compile(rf"[A-Za-z0-9_.]{{1,{BPF_OBJ_NAME_LEN - 1}}}")
 #: Enum members as module constants: ``ObjType.MAP`` costs a class lookup per read.
 _MAP, _MAP_FILE = ObjType.MAP, FileKind.BPF_MAP
+_BPF_OBJECT, _FILE = FaultSite.BPF_OBJECT, FaultSite.FILE
+
+
+def _oops(task: object) -> None:
+    """``make_task_dead`` for the inline syscall paths (a raised KernelBug kills the task)."""
+    from ._task import make_task_dead  # noqa: PLC0415 - _task imports this module
+
+    make_task_dead(task)  # type: ignore[arg-type]
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -133,13 +143,45 @@ class BpfCommands:
         return None
 
     def _install(self, obj: BpfObject) -> int:
-        """``bpf_*_new_fd``: on EMFILE the object is put (its ids freed) and EMFILE raised."""
+        """``bpf_*_new_fd``: on EMFILE or ENOMEM the object is put (its ids freed)."""
         assert self.files is not None
         try:
+            self.kernel.faults.inject(_FILE)
             return self.files.install(File(_KIND_OF[obj.TYPE], obj))
         except BpfnsError:
             obj._put(self.kernel, "file")
             raise
+
+    def _map_create_args(
+        self,
+        map_type: object,
+        name: object,
+        key_size: object,
+        value_size: object,
+        max_entries: object,
+    ) -> tuple[int, str, int, int, int]:
+        """The argument checks of ``BPF_MAP_CREATE``, in order; the checked values.
+
+        Types and ranges first (TypeError, ValueError: what no C caller can pass), then
+        what the kernel checks: ``bpf_capable()`` (EPERM), the name (EINVAL), the sizes
+        (EINVAL). ``map_create`` runs this whenever its one-line test of the common case
+        is not sure, so both accept exactly the same calls.
+        """
+        checked_name = check_str("name", name)
+        checked = [
+            check_int(label, value, 0, U32_MAX, "u32")
+            for label, value in (
+                ("map_type", map_type),
+                ("key_size", key_size),
+                ("value_size", value_size),
+                ("max_entries", max_entries),
+            )
+        ]
+        self._bpf_capable("BPF_MAP_CREATE")
+        _check_name(checked_name)
+        if not all(checked[1:]):
+            raise BpfnsError(errno.EINVAL, "key_size, value_size and max_entries must be > 0")
+        return checked[0], checked_name, checked[1], checked[2], checked[3]
 
     # -- creation -------------------------------------------------------------------
 
@@ -160,8 +202,12 @@ class BpfCommands:
             BpfnsError: EPERM without CAP_BPF/CAP_SYS_ADMIN; EINVAL for a name longer
                 than 15 characters or zero sizes; ENOSPC/ENOMEM if the ids cannot be
                 allocated (FIXED) -- as posted the call instead **returns 0** and frees
-                the map (D3); EMFILE if the file table is full (the ids were allocated
-                and freed again: their cursors stay advanced).
+                the map (D3); EMFILE if the file table is full, or ENOMEM when an
+                injected allocation fails (after the ids: they were allocated and freed
+                again, and their cursors stay advanced).
+            TypeError, ValueError: for an argument of the wrong type or out of its C
+                range (an ``int`` subclass such as an IntEnum, or a ``str`` subclass,
+                is taken as its plain value).
 
         >>> from bpfns import Kernel
         >>> t = Kernel().init_task
@@ -198,8 +244,12 @@ class BpfCommands:
                 and map_type.__class__ is int
                 and 0 <= map_type <= U32_MAX
             ):
-                self._bpf_capable("BPF_MAP_CREATE")
-                _map_args_error(name, map_type, key_size, value_size, max_entries)
+                map_type, name, key_size, value_size, max_entries = self._map_create_args(
+                    map_type, name, key_size, value_size, max_entries
+                )
+            faults = k.faults
+            if faults.armed:
+                faults.inject(_BPF_OBJECT)  # map->ops->map_alloc
             # id 0, no record yet, one reference: the file's (the fields in order)
             new = BpfMap(
                 k, name, 0, None, 1, {"file": 1}, map_type, key_size, value_size, max_entries
@@ -213,13 +263,18 @@ class BpfCommands:
                 raise
             new.obj_id = obj_id
             new.id = obj_id._slot.nrs[-1]  # type: ignore[assignment]  # bpf_obj_id_nr
-            k._bpf_objects.add(new)
+            k._bpf_objects[new] = None
             assert self.files is not None
             try:
+                if faults.armed:
+                    faults.inject(_FILE)  # anon_inode_getfd
                 return self.files.install(File(_MAP_FILE, new))
-            except BpfnsError:  # EMFILE: bpf_map_put frees the ids again
+            except BpfnsError:  # EMFILE or ENOMEM: bpf_map_put frees the ids again
                 new._put(k, "file")
                 raise
+        except KernelBug:
+            _oops(self)
+            raise
         finally:
             k._current = previous
 
@@ -237,9 +292,12 @@ class BpfCommands:
             BpfnsError: EPERM without CAP_BPF/CAP_SYS_ADMIN; EBADF/EINVAL for a map fd
                 that is not open or not a map; EINVAL for a bad name; ENOSPC/ENOMEM if
                 the ids cannot be allocated (FIXED) -- as posted the call **returns 0**
-                (D3); EMFILE if the file table is full (the program is then unloaded:
-                LOAD and UNLOAD records, ids allocated and freed, map references
-                dropped after the next grace period).
+                (D3); ENOMEM when an injected allocation fails; EMFILE if the file table
+                is full (after the ids, the program is unloaded: LOAD and UNLOAD
+                records, ids allocated and freed, map references dropped after the next
+                grace period).
+            TypeError, ValueError: for arguments of the wrong type; ``maps`` is a tuple
+                or list of fds.
 
         >>> from bpfns import Kernel
         >>> t = Kernel().init_task
@@ -250,14 +308,19 @@ class BpfCommands:
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_PROG_LOAD)"):
+            prog_type = check_int("prog_type", prog_type, 0, U32_MAX, "u32")
+            name = check_str("name", name)
+            if not isinstance(maps, tuple | list):
+                raise TypeError(f"maps must be a tuple of map fds, not {type(maps).__name__}")
+            fds = [check_int("maps[]", fd, INT_MIN, INT_MAX, "int") for fd in maps]
             self._bpf_capable("BPF_PROG_LOAD")
             _check_name(name)
-            _check_int("prog_type", prog_type, 0, U32_MAX, "u32")
             used: list[BpfMap] = []
-            for fd in maps:
+            for fd in fds:
                 m = self._bpf_file(fd, (FileKind.BPF_MAP,)).obj
                 if m not in used:
                     used.append(m)
+            k.faults.inject(_BPF_OBJECT)  # bpf_prog_alloc
             prog = BpfProg(k, name, prog_type=prog_type, used_maps=tuple(used))
             prog.created_by_uid = self.cred.euid
             for m in used:  # bpf_map_inc for each used map (verifier)
@@ -276,7 +339,7 @@ class BpfCommands:
                 raise
             if failed is not None:
                 return failed
-            k._bpf_objects.add(prog)
+            k._bpf_objects[prog] = None
             k._audit(prog, "LOAD")
             return self._install(prog)
 
@@ -290,7 +353,10 @@ class BpfCommands:
 
         Raises:
             BpfnsError: EBADF/EINVAL for a ``prog_fd`` that is not a program; EMFILE;
-                ENOSPC/ENOMEM if the ids cannot be allocated (the fd is given back).
+                ENOSPC/ENOMEM if the ids cannot be allocated (the fd is given back);
+                ENOMEM when an injected allocation fails (after the ids, they are
+                freed again).
+            TypeError, ValueError: if ``prog_fd`` or ``link_type`` is not an int in range.
 
         >>> from bpfns import Kernel
         >>> t = Kernel().init_task
@@ -304,20 +370,27 @@ class BpfCommands:
         k = self.kernel
         task = self._task()
         with k._syscall(task, "bpf(BPF_LINK_CREATE)"):
+            check_int("prog_fd", prog_fd, INT_MIN, INT_MAX, "int")
+            link_type = check_int("link_type", link_type, 0, U32_MAX, "u32")
             prog: BpfProg = self._bpf_file(prog_fd, (FileKind.BPF_PROG,)).obj
-            _check_int("link_type", link_type, 0, U32_MAX, "u32")
             assert self.files is not None
+            k.faults.inject(_BPF_OBJECT)  # the link's kzalloc
             fd = self.files.reserve()
             link = BpfLink(k, prog.name, prog=prog, link_type=link_type)
             try:
                 obj_id = alloc_obj_id(k, self.bpf_ns, link, ObjType.LINK, _nested=True)
+                try:
+                    k.faults.inject(_FILE)  # anon_inode_getfile
+                except BpfnsError:
+                    free_obj_id(k, obj_id, ObjType.LINK, _nested=True)
+                    raise
             except BpfnsError:
                 self.files.put_unused(fd)
                 raise
             prog._get("link")
             link._get("file")  # the primer's anon file owns the first reference
-            k._bpf_objects.add(link)
-            return LinkPrimer(task, link, fd, obj_id.nr(), obj_id)
+            k._bpf_objects[link] = None
+            return LinkPrimer(task, link, fd, obj_id.nr(), obj_id, self.files)
 
     @traced
     def link_create(self, prog_fd: int, link_type: int = BPF_LINK_TYPE_PERF_EVENT) -> int:
@@ -359,9 +432,12 @@ class BpfCommands:
         previous, k._current = k._current, self  # type: ignore[assignment]
         try:
             if not (fd.__class__ is int and INT_MIN <= fd <= INT_MAX):
-                _check_int("fd", fd, INT_MIN, INT_MAX, "int")
+                fd = check_int("fd", fd, INT_MIN, INT_MAX, "int")
             assert self.files is not None
             self.files.detach(fd).fput(k)
+        except KernelBug:
+            _oops(self)
+            raise
         finally:
             k._current = previous
 
@@ -384,8 +460,9 @@ class BpfCommands:
         """
         k = self.kernel
         with k._syscall(self._task(), "sendmsg(SCM_RIGHTS)"):
+            check_int("fd", fd, INT_MIN, INT_MAX, "int")
+            receiver = k._own_task(to, "to")
             file = self._fdget(fd)
-            receiver = k._own_task(to, "send_fd")
             assert receiver.files is not None
             new_fd = receiver.files.install(file)
             file.count += 1
@@ -411,6 +488,8 @@ class BpfCommands:
         """
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_PIN)"):
+            check_int("fd", fd, INT_MIN, INT_MAX, "int")
+            check_str("path", path)
             obj: BpfObject = self._bpf_file(fd).obj
             k.bpffs.pin(obj, path)
 
@@ -433,6 +512,7 @@ class BpfCommands:
         k = self.kernel
         with k._syscall(self._task(), "bpf(BPF_OBJ_GET)"):
             obj = k.bpffs.lookup(path)
+            k.faults.inject(_FILE)
             assert self.files is not None
             fd = self.files.install(File(_KIND_OF[obj.TYPE], obj))
             obj._get("file")
@@ -462,7 +542,7 @@ class BpfCommands:
         k = self.kernel
         cmd = f"BPF_{type_.name}_GET_NEXT_ID"
         with k._syscall(self._task(), f"bpf({cmd})"):
-            _check_int("start_id", start_id, 0, U32_MAX, "u32")
+            check_int("start_id", start_id, 0, U32_MAX, "u32")
             if start_id >= INT_MAX:
                 raise BpfnsError(errno.EINVAL, f"{cmd}: start_id {start_id} >= INT_MAX")
             self._bpfns_gate(cmd)
@@ -515,8 +595,8 @@ class BpfCommands:
         k = self.kernel
         cmd = f"BPF_{type_.name}_GET_FD_BY_ID"
         with k._syscall(self._task(), f"bpf({cmd})"):
-            _check_int("id", id_, 0, U32_MAX, "u32")
-            _check_int("open_flags", open_flags, 0, U32_MAX, "u32")
+            check_int("id", id_, 0, U32_MAX, "u32")
+            check_int("open_flags", open_flags, 0, U32_MAX, "u32")
             if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY) or (
                 open_flags == BPF_F_RDONLY | BPF_F_WRONLY
             ):
@@ -527,9 +607,10 @@ class BpfCommands:
                 raise BpfnsError(
                     errno.ENOENT, f"{cmd}: no {type_.name.lower()} {id_} in this bpf namespace"
                 )
-            obj: BpfObject = handle.obj
+            obj = _object_of(handle, type_, cmd, id_)
             if not obj.id:  # a primed, unsettled link (bpf_link_by_id)
                 raise BpfnsError(errno.EAGAIN, f"{cmd}: link {id_} is not settled yet; retry")
+            k.faults.inject(_FILE)
             assert self.files is not None
             fd = self.files.install(File(_KIND_OF[type_], obj))
             obj._get("file")
@@ -616,35 +697,35 @@ class BpfCommands:
         """
         k = self.kernel
         with k._syscall(self._task(), "read(/proc/pid/fdinfo)"):
-            file = k._own_task(owner, "read_fdinfo")._fdget(fd)
+            check_int("fd", fd, INT_MIN, INT_MAX, "int")
+            file = k._own_task(owner, "owner")._fdget(fd)
             return _fdinfo(k, file)
 
 
-def _map_args_error(
-    name: object, map_type: object, key_size: object, value_size: object, max_entries: object
-) -> NoReturn:
-    """Raise the error of ``BPF_MAP_CREATE``'s first failing argument check.
+def _object_of(handle: object, type_: ObjType, cmd: str, id_: int) -> BpfObject:
+    """The BPF object behind an IDR entry a lookup found.
 
-    ``map_create`` calls this only when its one-line test of the arguments failed;
-    when every check before the last one passes, a size is 0.
+    Raises:
+        ValueError: if the entry is not an object made by a bpf() command (an id
+            allocated with :meth:`bpfns.Kernel.alloc_obj_id`): there is nothing to open.
     """
-    _check_name(name)
-    for label, value in (("key_size", key_size), ("value_size", value_size)):
-        _check_int(label, value, 0, U32_MAX, "u32")
-    _check_int("max_entries", max_entries, 0, U32_MAX, "u32")
-    _check_int("map_type", map_type, 0, U32_MAX, "u32")
-    raise BpfnsError(errno.EINVAL, "key_size, value_size and max_entries must be > 0")
+    obj = handle.obj if isinstance(handle, ObjId) else None
+    if isinstance(handle, KernelObjId) and isinstance(obj, BpfObject) and obj.TYPE is type_:
+        return obj
+    raise ValueError(
+        f"{cmd}: {type_.name.lower()} id {id_} was allocated with Kernel.alloc_obj_id "
+        f"for {obj!r}, not by a bpf() command; only objects made by map_create, "
+        "prog_load or link_create can be opened by id"
+    )
 
 
-def _check_name(name: object) -> None:
+def _check_name(name: str) -> None:
     """``bpf_obj_name_cpy``: at most 15 characters, each ASCII alphanumeric, ``_`` or ``.``.
 
     The kernel tests bytes with its own ``isalnum``. A ``str`` reaches it as UTF-8, and
     every non-ASCII character then has a byte in 0x80-0xBF, which that ``isalnum``
     rejects: so exactly the ASCII names pass.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
     if name and not _NAME.fullmatch(name):
         raise BpfnsError(
             errno.EINVAL,

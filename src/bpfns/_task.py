@@ -21,15 +21,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from ._args import check_bool, check_instance, check_int, check_label, check_str
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, create_bpf_namespace
 from ._capability import ALL_CAPS, Cap, Cred, cap_capable
-from ._errors import BpfnsError, InvariantViolation
+from ._errors import BpfnsError, InvariantViolation, KernelBug
+from ._fault import FaultSite
 from ._files import FdTable, File, FileKind
-from ._idr import U32_MAX, _check_int, c_int
+from ._idr import U32_MAX, c_int
 from ._sanitizer import BugKind
 from ._syscall import BpfCommands
 from ._trace import Tracer, traced
-from ._ucount import UcountType, UserNamespace
+from ._ucount import UcountType, UserNamespace, create_user_ns, get_user_ns, put_user_ns
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -100,11 +102,6 @@ class Nsproxy:
     count: int = 1
 
 
-def _check_label(what: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{what} must be a str label or None, not {type(value).__name__}")
-
-
 def _einval(why: str) -> BpfnsError:
     return BpfnsError(errno.EINVAL, why)
 
@@ -133,6 +130,8 @@ class Task(BpfCommands):
     files: FdTable | None
     name: str | None = None
     alive: bool = True
+    #: ``PF_EXITING``: ``do_exit`` has started (an oops now is a recursive fault).
+    _exiting: bool = attrs.field(default=False, init=False)
     _trace_kind: ClassVar[str] = "task"
 
     @property
@@ -176,11 +175,14 @@ class Task(BpfCommands):
     def capable(self, cap: Cap) -> bool:
         """``capable(cap)``: the capability in the initial user namespace.
 
+        Raises:
+            TypeError: if ``cap`` is not a :class:`bpfns.Cap`.
+
         >>> from bpfns import Kernel, Cap
         >>> Kernel().init_task.capable(Cap.CAP_BPF)
         True
         """
-        return cap_capable(self.cred, self.kernel.init_user_ns, cap)
+        return cap_capable(self.cred, self.kernel.init_user_ns, _cap(cap))
 
     def ns_capable(self, ns: UserNamespace, cap: Cap) -> bool:
         """``ns_capable(ns, cap)`` (``cap_capable``, security/commoncap.c).
@@ -193,11 +195,20 @@ class Task(BpfCommands):
         True
         >>> child.capable(Cap.CAP_SYS_ADMIN)
         False
+
+        Raises:
+            TypeError: if ``ns`` is not a UserNamespace or ``cap`` not a Cap.
+            ValueError: if ``ns`` belongs to another Kernel or was freed.
         """
-        return cap_capable(self.cred, ns, cap)
+        target = check_instance("ns", ns, UserNamespace, "a bpfns.UserNamespace")
+        if not target.same_kernel(self.kernel.init_user_ns):
+            raise ValueError(f"ns_capable: {target!r} belongs to another Kernel")
+        if not target.alive:
+            raise ValueError(f"ns_capable: {target!r} was freed; use a live user namespace")
+        return cap_capable(self.cred, target, _cap(cap))
 
     def _fdget(self, fd: int) -> File:
-        _check_int("fd", fd, -(2**31), 2**31 - 1, "int")
+        check_int("fd", fd, -(2**31), 2**31 - 1, "int")
         assert self.files is not None
         return self.files.get(fd)
 
@@ -245,7 +256,7 @@ class Task(BpfCommands):
         False
         """
         self._require_alive()
-        _check_int("euid", euid, 0, U32_MAX - 1, "uid")
+        check_int("euid", euid, 0, U32_MAX - 1, "uid")
         caps = self.cred.caps
         if self.cred.euid == 0 and euid != 0:
             caps = frozenset()
@@ -275,15 +286,20 @@ class Task(BpfCommands):
         ``name`` labels the task and ``ns_name`` a BPF namespace the call creates (in
         :meth:`bpfns.Namespace.tree` and ``bpfns show``); the kernel has neither.
 
+        ``copy_process`` order: the flag checks, ``dup_task_struct``, ``copy_creds``,
+        ``copy_files``, ``copy_namespaces``; a failure undoes the earlier steps in
+        reverse order, so nothing changes.
+
         Raises:
             BpfnsError: EINVAL for invalid flag combinations (CLONE_THREAD without
                 CLONE_SIGHAND, CLONE_SIGHAND without CLONE_VM, CLONE_THREAD with
                 CLONE_NEWUSER or CLONE_NEWPID; with D19 fixed, CLONE_NEWUSER with
                 CLONE_NEWBPF); EPERM without CAP_SYS_ADMIN in the child's user namespace
-                when a namespace is created; the errors of ``copy_bpfns`` and
-                ``create_user_ns``. Nothing changes on failure.
+                when a namespace is created; ENOMEM when an injected allocation fails;
+                the errors of ``copy_bpfns`` and ``create_user_ns``.
             ValueError: if the task has exited; TypeError/ValueError for bad flags.
-            TypeError: if ``name`` or ``ns_name`` is neither a str nor None.
+            TypeError, ValueError: if ``name`` or ``ns_name`` is not a label (a str
+                without ``/``) or None, or ``legacy`` not a bool.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> k = Kernel()
@@ -295,36 +311,47 @@ class Task(BpfCommands):
         """
         k = self.kernel
         with k._syscall(self, "clone3" if not legacy else "clone"):
-            _check_int("flags", flags, 0, 2**64 - 1, "u64")
-            if legacy:
+            flags = check_int("flags", flags, 0, 2**64 - 1, "u64")
+            if check_bool("legacy", legacy):
                 flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
+            label = check_label("name", name)
+            ns_label = check_label("ns_name", ns_name)
             self._check_clone_flags(flags)
-            _check_label("name", name)
-            cred, nsproxy = self._new_creds_and_namespaces(flags, ns_name)
-            if cred is self.cred:  # the child's cred shares the parent's user namespace
-                cred.user_ns.get()
-            assert self.files is not None
-            files = self.files.share() if flags & CLONE_FILES else self.files.copy()
+            k.faults.inject(FaultSite.TASK)
+            cred = self._copy_creds(flags)
+            try:
+                files = self._copy_files(flags)
+                try:
+                    nsproxy = self._copy_namespaces(flags, cred, ns_label)
+                except BpfnsError:
+                    files.put(k)
+                    raise
+            except BpfnsError:
+                put_user_ns(cred.user_ns, "cred")
+                raise
             tgid = self.tgid if flags & CLONE_THREAD else 0
-            return k._new_task(cred, nsproxy, files, tgid, name)
+            return k._new_task(cred, nsproxy, files, tgid, label)
 
-    def _new_creds_and_namespaces(self, flags: int, ns_name: str | None) -> tuple[Cred, Nsproxy]:
-        """``copy_creds``/``unshare_userns`` then ``copy_namespaces``, undone on error.
+    def _copy_creds(self, flags: int) -> Cred:
+        """``copy_creds``: the child's cred, holding a reference on its user namespace.
 
-        With CLONE_NEWUSER the returned cred is new and owns the new user namespace's
-        only reference; otherwise it is ``self.cred``. The nsproxy is new, or
-        ``self.nsproxy`` with one more reference.
+        With CLONE_NEWUSER it is a new cred owning a new user namespace
+        (``create_user_ns``); otherwise ``self.cred``, with one more reference.
         """
-        _check_label("ns_name", ns_name)
         cred = self.cred
-        if flags & CLONE_NEWUSER:
-            cred = Cred(cred.euid, cred.user_ns.create_child(owner=cred.euid), ALL_CAPS)
-        try:
-            return cred, self._copy_namespaces(flags, cred, ns_name)
-        except BpfnsError:
-            if cred is not self.cred:
-                cred.user_ns.put()
-            raise
+        if not flags & CLONE_NEWUSER:
+            get_user_ns(cred.user_ns, "cred")
+            return cred
+        self.kernel.faults.inject(FaultSite.USER_NS)
+        return Cred(cred.euid, create_user_ns(cred.user_ns, cred.euid, "cred"), ALL_CAPS)
+
+    def _copy_files(self, flags: int) -> FdTable:
+        """``copy_files``: share the table (CLONE_FILES) or ``dup_fd`` a copy."""
+        assert self.files is not None
+        if flags & CLONE_FILES:
+            return self.files.share()
+        self.kernel.faults.inject(FaultSite.FILES)
+        return self.files.copy()
 
     def _check_clone_flags(self, flags: int) -> None:
         """The flag checks of ``copy_process`` (kernel/fork.c) that matter here."""
@@ -358,6 +385,7 @@ class Task(BpfCommands):
                 "creating a namespace needs CAP_SYS_ADMIN in the owning user namespace; "
                 "keep the capability or add CLONE_NEWUSER",
             )
+        self.kernel.faults.inject(FaultSite.NSPROXY)
         return Nsproxy(self._copy_bpfns(flags, cred, old.bpf_ns, ns_name))
 
     def _copy_bpfns(
@@ -378,15 +406,21 @@ class Task(BpfCommands):
         caller is in it when the call returns (rfc.md 2.2); objects it created before
         keep their ids, which it now sees as 0. ``CLONE_NEWUSER`` first gives the caller
         a new user namespace it owns (the process must be single-threaded).
+        ``CLONE_FILES`` gives the caller its own copy of a shared file table.
         ``ns_name`` labels a new BPF namespace, as for :meth:`clone`.
+
+        ``ksys_unshare`` order: the flag checks, ``unshare_fd``, ``unshare_userns``,
+        ``unshare_nsproxy_namespaces``, then the switch; a failure puts what was built.
 
         Raises:
             BpfnsError: EINVAL for flags ``unshare`` does not accept, for
                 CLONE_NEWUSER in a multi-threaded process, and (D19 fixed) for
                 CLONE_NEWUSER|CLONE_NEWBPF; EPERM without CAP_SYS_ADMIN in the (possibly
-                new) user namespace; the errors of ``copy_bpfns``. Nothing changes on
-                failure.
-            TypeError: if ``ns_name`` is neither a str nor None.
+                new) user namespace; ENOMEM when an injected allocation fails; the
+                errors of ``copy_bpfns``. Nothing changes on failure.
+            TypeError, ValueError: for bad flags, or an ``ns_name`` that is not a label.
+            ValueError: with CLONE_FILES while this task is inside BPF_LINK_CREATE (a
+                :class:`bpfns.LinkPrimer` of it is pending); settle or clean it up first.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> t = Kernel().init_task.clone()
@@ -395,25 +429,55 @@ class Task(BpfCommands):
         """
         k = self.kernel
         with k._syscall(self, "unshare"):
-            _check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
+            flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
+            ns_label = check_label("ns_name", ns_name)
             if flags & ~_UNSHARE_OK:
                 raise _einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
+            if flags & CLONE_FILES:
+                self._require_no_primer("unshare(CLONE_FILES)")
             if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
                 raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
             self._check_d19(flags)
-            cred, nsproxy = self._new_creds_and_namespaces(flags, ns_name)
-            assert self.nsproxy is not None
+            files, cred, nsproxy = self._unshare_build(flags, ns_label)
             if nsproxy is self.nsproxy:
                 nsproxy.count -= 1  # nothing new: keep the old one
             else:
                 self._switch_nsproxy(nsproxy)
             if cred is not self.cred:
-                self.cred.user_ns.put()
+                put_user_ns(self.cred.user_ns, "cred")
                 self.cred = cred
-            if flags & CLONE_FILES:
-                assert self.files is not None
-                old_files, self.files = self.files, self.files.copy()
+            if files is not None:
+                old_files, self.files = self.files, files
+                assert old_files is not None
                 old_files.put(k)
+
+    def _unshare_build(
+        self, flags: int, ns_name: str | None
+    ) -> tuple[FdTable | None, Cred, Nsproxy]:
+        """``unshare_fd``, ``unshare_userns``, ``unshare_nsproxy_namespaces``; undone on error.
+
+        Returns the new file table (None if the current one stays), the cred (new with
+        CLONE_NEWUSER, else ``self.cred``) and the nsproxy (``self.nsproxy`` with one
+        more reference when nothing new is needed).
+        """
+        k = self.kernel
+        assert self.files is not None
+        files = None
+        if flags & CLONE_FILES and self.files.count > 1:  # only a shared table is copied
+            k.faults.inject(FaultSite.FILES)
+            files = self.files.copy()
+        try:
+            cred = self._copy_creds(CLONE_NEWUSER) if flags & CLONE_NEWUSER else self.cred
+            try:
+                return files, cred, self._copy_namespaces(flags, cred, ns_name)
+            except BpfnsError:
+                if cred is not self.cred:
+                    put_user_ns(cred.user_ns, "cred")
+                raise
+        except BpfnsError:
+            if files is not None:
+                files.put(k)
+            raise
 
     def _switch_nsproxy(self, new: Nsproxy | None) -> None:
         """``switch_task_namespaces``: install ``new`` and put the old nsproxy."""
@@ -435,8 +499,10 @@ class Task(BpfCommands):
         CLONE_NEWBPF (and 0, and unknown bits) with EINVAL.
 
         Raises:
-            BpfnsError: EOPNOTSUPP, EINVAL or EBADF as above.
+            BpfnsError: EOPNOTSUPP, EINVAL or EBADF as above (EOPNOTSUPP leaves its
+                dmesg line, as the kernel does).
             ValueError: for a pidfd with flags of namespaces bpfns does not simulate.
+            TypeError, ValueError: if ``fd`` or ``nstype`` is not an int in range.
 
         >>> from bpfns import Kernel
         >>> t = Kernel().init_task
@@ -446,9 +512,9 @@ class Task(BpfCommands):
         """
         k = self.kernel
         with k._syscall(self, "setns"):
+            check_int("fd", fd, -(2**31), 2**31 - 1, "int")
+            nstype = c_int(check_int("nstype", nstype, -(2**31), 2**64 - 1, "int"))
             file = self._fdget(fd)
-            _check_int("nstype", nstype, -(2**31), 2**64 - 1, "int")
-            nstype = c_int(nstype)
             if file.kind is FileKind.PIDFD:
                 if not nstype or nstype & ~_CLONE_NEW_STD:
                     raise _einval(f"setns(pidfd, {nstype:#x}): invalid namespace flags")
@@ -475,8 +541,16 @@ class Task(BpfCommands):
         the task's files runs as task work, so a BPF object released then is released
         by a task without namespaces (D8).
 
+        In RFC behaviour that release can oops (D8): the sanitizer raises, and the task
+        dies there, as the kernel's recursive-fault path leaves it ("Fixing recursive
+        fault but reboot is needed!" in :attr:`bpfns.Kernel.dmesg`): it is gone from
+        :meth:`bpfns.Kernel.tasks`, and whatever it had not released yet stays held
+        (:meth:`bpfns.Kernel.leftovers` lists it).
+
         Raises:
-            ValueError: if the task has already exited.
+            ValueError: if the task has already exited, or is inside BPF_LINK_CREATE (a
+                :class:`bpfns.LinkPrimer` of it is pending: a task exits only between
+                its syscalls; settle or clean up the primer first).
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> t = Kernel().init_task.clone(CLONE_NEWBPF)
@@ -486,14 +560,28 @@ class Task(BpfCommands):
         """
         k = self.kernel
         with k._syscall(self, "exit"):
-            self._require_alive()
-            self._switch_nsproxy(None)
-            files, self.files = self.files, None
-            assert files is not None
-            files.put(k)
-            self.cred.user_ns.put()
-            self.alive = False
-            k._release_task(self)
+            self._require_no_primer("exit")
+            self._exiting = True
+            self._do_exit()
+
+    def _do_exit(self) -> None:
+        """The body of ``do_exit`` (also what ``make_task_dead`` runs after an oops)."""
+        k = self.kernel
+        self._switch_nsproxy(None)
+        files, self.files = self.files, None
+        assert files is not None
+        files.put(k)
+        put_user_ns(self.cred.user_ns, "cred")
+        self.alive = False
+        k._release_task(self)
+
+    def _require_no_primer(self, what: str) -> None:
+        for primer in self.kernel.link_primers():
+            if primer.task is self:
+                raise ValueError(
+                    f"{what}: {self!r} is inside BPF_LINK_CREATE ({primer!r} is pending); "
+                    "call settle() or cleanup() on it first"
+                )
 
     # -- procfs and nsfs ------------------------------------------------------------
 
@@ -501,6 +589,7 @@ class Task(BpfCommands):
         """``readlink /proc/<pid>/ns/bpf``: ``bpf:[<inum>]``.
 
         Raises:
+            TypeError: if ``kind`` is not a str.
             ValueError: for another namespace kind (only ``"bpf"`` is simulated), or
                 an exited task.
 
@@ -508,8 +597,8 @@ class Task(BpfCommands):
         >>> Kernel().init_task.proc_ns_link("bpf")
         'bpf:[4026531833]'
         """
-        if kind != "bpf":
-            raise ValueError(f"bpfns simulates /proc/<pid>/ns/bpf only, not {kind!r}")
+        if check_str("kind", kind) != "bpf":
+            raise ValueError(f"bpfns simulates /proc/<pid>/ns/bpf only, not kind={kind!r}")
         return f"bpf:[{self.bpf_ns.inum}]"
 
     @traced
@@ -521,7 +610,8 @@ class Task(BpfCommands):
 
         Raises:
             BpfnsError: ESRCH if no live task has ``pid``; EMFILE if the file table is
-                full.
+                full; ENOMEM when an injected allocation fails.
+            TypeError, ValueError: if ``pid`` is not None or a pid.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> k = Kernel()
@@ -534,6 +624,7 @@ class Task(BpfCommands):
         with k._syscall(self, "open(/proc/pid/ns/bpf)"):
             target = self if pid is None else k.find_task(pid)
             ns = target.bpf_ns
+            k.faults.inject(FaultSite.FILE)
             assert self.files is not None
             fd = self.files.install(File(FileKind.BPF_NS, ns))
             ns._get("file")
@@ -544,14 +635,16 @@ class Task(BpfCommands):
         """``ioctl`` on an nsfs fd of a BPF namespace.
 
         ``NS_GET_NSTYPE`` returns CLONE_NEWBPF; ``NS_GET_PARENT`` is EINVAL (the RFC
-        gives no ``get_parent`` op); ``NS_GET_USERNS`` calls the missing ``owner`` op:
-        as posted that is a NULL-pointer call (D10), reported by the sanitizer; with D10
-        fixed it returns a new fd for the owner user namespace, if the caller is in it
-        or below it (else EPERM).
+        gives no ``get_parent`` op); ``NS_GET_USERNS`` runs ``open_related_ns``: it
+        reserves an fd, then calls the missing ``owner`` op: as posted that is a
+        NULL-pointer call (D10), reported by the sanitizer; with D10 fixed it returns a
+        new fd for the owner user namespace, if the caller is in it or below it (else
+        EPERM, and the fd is given back).
 
         Raises:
-            BpfnsError: EBADF, ENOTTY for an unknown request or a non-nsfs fd, EINVAL,
-                EPERM as above.
+            BpfnsError: EBADF; ENOTTY for an unknown request or a non-nsfs fd; EINVAL;
+                EMFILE (checked before the owner); EPERM as above.
+            TypeError, ValueError: if ``fd`` or ``request`` is not an int in range.
 
         >>> from bpfns import Kernel, NS_GET_NSTYPE
         >>> t = Kernel().init_task
@@ -560,6 +653,8 @@ class Task(BpfCommands):
         """
         k = self.kernel
         with k._syscall(self, "ioctl(nsfs)"):
+            check_int("fd", fd, -(2**31), 2**31 - 1, "int")
+            request = check_int("request", request, 0, U32_MAX, "unsigned int")
             file = self._fdget(fd)
             if file.kind is not FileKind.BPF_NS:
                 raise BpfnsError(errno.ENOTTY, f"fd {fd} is not an nsfs file")
@@ -570,6 +665,8 @@ class Task(BpfCommands):
                 raise _einval("bpf namespaces have no get_parent operation")
             if request != NS_GET_USERNS:
                 raise BpfnsError(errno.ENOTTY, f"unknown nsfs ioctl {request:#x}")
+            assert self.files is not None
+            new_fd = self.files.reserve()  # open_related_ns: the fd first
             if k.behavior.d10_missing_owner_op:
                 k._sanitizer.report(
                     "D10",
@@ -578,15 +675,23 @@ class Task(BpfCommands):
                     "ns_ioctl",
                     k._step,
                 )
+                self.files.put_unused(new_fd)
                 return 0  # record mode: the oops killed the call; nothing was returned
             if not ns.user_ns.contains(self.cred.user_ns):
+                self.files.put_unused(new_fd)
                 raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
-            assert self.files is not None
-            return self.files.install(File(FileKind.USER_NS, ns.user_ns.get()))
+            get_user_ns(ns.user_ns, "file")
+            self.files.fd_install(new_fd, File(FileKind.USER_NS, ns.user_ns))
+            return new_fd
 
     @traced
     def pidfd_open(self, pid: int) -> int:
         """``pidfd_open(pid)``: an fd referring to a process (for ``setns``).
+
+        Raises:
+            BpfnsError: ESRCH if no live task has ``pid``; EMFILE; ENOMEM when an
+                injected allocation fails.
+            TypeError, ValueError: if ``pid`` is not a pid.
 
         >>> from bpfns import Kernel
         >>> k = Kernel()
@@ -597,6 +702,7 @@ class Task(BpfCommands):
         k = self.kernel
         with k._syscall(self, "pidfd_open"):
             target = k.find_task(pid)
+            k.faults.inject(FaultSite.FILE)
             assert self.files is not None
             return self.files.install(File(FileKind.PIDFD, target))
 
@@ -606,11 +712,17 @@ class Task(BpfCommands):
     def read_sysctl(self, name: str) -> int:
         """Read ``/proc/sys/user/max_*_namespaces`` of this task's user namespace.
 
+        Raises:
+            TypeError, ValueError: for a name that is not a known sysctl, or an exited
+                task.
+
         >>> from bpfns import Kernel
         >>> Kernel(ucount_max=7).init_task.read_sysctl("user.max_bpf_namespaces")
         7
         """
-        return self.cred.user_ns.get_max(self._sysctl(name))
+        kind = self._sysctl(name)
+        self._require_alive()
+        return self.cred.user_ns.get_max(kind)
 
     @traced
     def write_sysctl(self, name: str, value: int) -> None:
@@ -619,7 +731,8 @@ class Task(BpfCommands):
         Raises:
             BpfnsError: EPERM without CAP_SYS_RESOURCE in that user namespace; EINVAL
                 outside ``[0, INT_MAX]``.
-            ValueError: for an unknown name.
+            TypeError, ValueError: for an unknown name, a value that is not an int, or
+                an exited task.
 
         >>> from bpfns import Kernel
         >>> t = Kernel().init_task
@@ -627,18 +740,53 @@ class Task(BpfCommands):
         3
         """
         kind = self._sysctl(name)
-        if not self.ns_capable(self.cred.user_ns, Cap.CAP_SYS_RESOURCE):
+        number = check_int("value", value, -(2**63), 2**63 - 1, "long")
+        self._require_alive()
+        if not cap_capable(self.cred, self.cred.user_ns, Cap.CAP_SYS_RESOURCE):
             raise BpfnsError(
                 errno.EPERM, f"{name} is read-only without CAP_SYS_RESOURCE in its user namespace"
             )
-        self.cred.user_ns.set_max(kind, value)
+        self.cred.user_ns.set_max(kind, number)
 
     @staticmethod
     def _sysctl(name: str) -> UcountType:
+        found = _SYSCTLS.get(check_str("name", name))
+        if found is None:
+            raise ValueError(f"unknown sysctl name={name!r}; known: {sorted(_SYSCTLS)}")
+        return found
+
+
+def _cap(cap: object) -> Cap:
+    """``cap`` if it is a :class:`Cap` member; TypeError otherwise."""
+    if cap.__class__ is Cap:
+        return cap
+    raise TypeError(f"cap must be a bpfns.Cap member (e.g. Cap.CAP_BPF), not {cap!r}")
+
+
+def make_task_dead(task: Task) -> None:
+    """``make_task_dead``: what a raised :class:`bpfns.KernelBug` leaves of the task.
+
+    The kernel kills the task that oopsed. If it was not exiting yet, ``do_exit`` runs
+    for it (its files are closed, its namespaces and credentials put). If it oopsed
+    while exiting (D8), or oopses again during that exit, this is the recursive-fault
+    path: the task is dead at once and the rest of its exit never runs, so what it still
+    held stays held until "reboot". A second oops is recorded in
+    :attr:`bpfns.Kernel.reports`; the caller sees the first.
+    """
+    if not task.alive:
+        return
+    if not task._exiting:
+        task._exiting = True
         try:
-            return _SYSCTLS[name]
-        except KeyError:
-            raise ValueError(f"unknown sysctl {name!r}; known: {sorted(_SYSCTLS)}") from None
+            task._do_exit()
+            return
+        except KernelBug:
+            pass  # it oopsed again during that exit: the recursive-fault path below
+    if task.alive:
+        k = task.kernel
+        k.dmesg.append("Fixing recursive fault but reboot is needed!")
+        task.alive = False
+        k._release_task(task)
 
 
 def check_tasks(k: Kernel) -> None:

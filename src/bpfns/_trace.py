@@ -57,6 +57,10 @@ __all__ = [
 ]
 
 TRACE_FORMAT = 1
+#: The enums a call argument may name in a trace (what :func:`bpfns.replay` decodes).
+REPLAYABLE_ENUMS = ("ObjType", "Cap", "FaultSite", "UcountType")
+#: The longest ``{"opaque": repr}`` a trace keeps.
+_OPAQUE_MAX = 200
 
 
 # -- events ---------------------------------------------------------------------------
@@ -244,12 +248,17 @@ EVENT_TYPES: dict[str, type[Event]] = {
 class TraceError(ValueError):
     """A trace that cannot be read or replayed; ``line`` is the 1-based line number.
 
+    ``line`` is 0 for what concerns the whole file (not a regular file, say).
+
     >>> str(TraceError("trace.jsonl", 3, "unknown event kind 'boom'"))
     "trace.jsonl:3: unknown event kind 'boom'"
+    >>> str(TraceError("/dev/zero", 0, "not a regular file"))
+    '/dev/zero: not a regular file'
     """
 
     def __init__(self, source: str, line: int, message: str) -> None:
-        super().__init__(f"{source}:{line}: {message}")
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {message}")
         self.source, self.line, self.message = source, line, message
 
 
@@ -259,6 +268,9 @@ class ReplayMismatchError(TraceError):
 
 def check_structure(source: str, events: list[Event]) -> None:
     """The header comes first; calls are numbered 1, 2, ...; each Enter has its Return.
+
+    Events other than calls come before the first call (the kernel's construction) or
+    inside one.
 
     Raises:
         TraceError: naming the first event (1-based line) that breaks the structure.
@@ -283,6 +295,13 @@ def check_structure(source: str, events: list[Event]) -> None:
             if open_call is None or event.op != open_call.op:
                 raise TraceError(source, line, f"return from {event.op!r} without its enter")
             open_call = None
+        elif open_call is None and step:
+            raise TraceError(
+                source,
+                line,
+                f"a {event.kind!r} event outside any call; every event after the kernel's "
+                "construction belongs to the call that caused it",
+            )
         if event.step != step:
             raise TraceError(
                 source, line, f"step {event.step} out of order; this event belongs to step {step}"
@@ -382,6 +401,24 @@ def _describe(e: Event) -> str:
 
 # -- recording -------------------------------------------------------------------------
 
+_NOT_SCALAR = object()
+
+
+def _scalar(value: object) -> Any:
+    """``value`` as a JSON scalar or a replayable enum member; ``_NOT_SCALAR`` if neither."""
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        if cls.__name__ in REPLAYABLE_ENUMS and cls.__module__.startswith("bpfns"):
+            return {"enum": cls.__name__, "name": value.name}
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, int):
+        number = int(value)
+        return number if -(2**63) <= number < 2**64 else {"bigint": hex(number)}
+    if isinstance(value, float):
+        return float(value)
+    return str(value) if isinstance(value, str) else _NOT_SCALAR
+
 
 class _Traceable(Protocol):
     @property
@@ -465,18 +502,31 @@ class Tracer:
             self.objects[found] = obj  # keeps obj alive, so its id() is never reused
         return found
 
-    def encode(self, value: object) -> Any:
-        """``value`` as JSON: scalars as they are, kernel objects as references."""
-        if isinstance(value, enum.Enum):
-            return {"enum": type(value).__name__, "name": value.name}
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        if hasattr(type(value), "_trace_kind"):
+    def encode(self, value: object, *, arg: bool = False) -> Any:
+        """``value`` as JSON, canonically: what a replay passes makes the same call.
+
+        Scalars stay scalars (an ``int`` or ``str`` subclass as its plain value, an int
+        beyond 64 bits as ``{"bigint": hex}``), the enums a replay knows are
+        ``{"enum", "name"}``, kernel objects are ``{"ref"}``. An argument (``arg``)
+        that is a kernel object this tracer never saw belongs to another Kernel:
+        ``{"foreign": kind}``, which a replay stands in with an object of another
+        Kernel so that the call is refused again. Lists and tuples are ``{"list"}``,
+        sets ``{"set"}``; anything else is ``{"opaque": repr}``.
+        """
+        scalar = _scalar(value)
+        if scalar is not _NOT_SCALAR:
+            return scalar
+        kind = getattr(type(value), "_trace_kind", None)
+        if kind is not None:
+            if arg and id(value) not in self._refs:
+                return {"foreign": kind}
             return {"ref": self.ref(value)}
-        if isinstance(value, list | tuple | set | frozenset):
-            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-            return {"list": [self.encode(v) for v in items]}
-        return {"opaque": repr(value)}
+        if isinstance(value, list | tuple):
+            return {"list": [self.encode(v, arg=arg) for v in value]}
+        if isinstance(value, set | frozenset):
+            return {"set": sorted((self.encode(v, arg=arg) for v in value), key=json.dumps)}
+        text = repr(value)
+        return {"opaque": text if len(text) <= _OPAQUE_MAX else text[:_OPAQUE_MAX] + "..."}
 
     def call(
         self, fn: Callable[..., R], target: object, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -489,8 +539,8 @@ class Tracer:
                 step,
                 self.ref(target),
                 op,
-                [self.encode(a) for a in args],
-                {k: self.encode(v) for k, v in kwargs.items()},
+                [self.encode(a, arg=True) for a in args],
+                {k: self.encode(v, arg=True) for k, v in kwargs.items()},
             )
         )
         self.depth += 1
@@ -517,8 +567,8 @@ class Tracer:
         kwargs = {}
         for name, value in given.items():
             default = params[name].default
-            same = value is default or (value.__class__ is default.__class__ and value == default)
-            if not same:
+            encoded = json.dumps(self.encode(value, arg=True))
+            if value is not default and encoded != json.dumps(self.encode(default)):
                 kwargs[name] = value
         return self.call(fn, target, (), kwargs)
 

@@ -24,10 +24,10 @@ import errno
 
 import attrs
 
+from ._args import check_int
 from ._behavior import FIXED
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
 from ._errors import BpfnsError
-from ._idr import _check_int
 from ._kernel import Kernel
 from ._obj_id import ObjId
 from ._policy import PID_MAX_LIMIT, PID_MAX_MIN, RESERVED_PIDS, PidPolicy
@@ -88,8 +88,8 @@ class PidKernel:
         >>> pk.set_pid_max(ns, 400); pk.pid_max(ns)
         400
         """
-        live = self.core._live_ns(ns, "set_pid_max")
-        _check_int("pid_max", value, -(2**63), 2**63 - 1, "long")
+        live = self.core._live_ns(ns, "ns")
+        check_int("pid_max", value, -(2**63), 2**63 - 1, "long")
         if not PID_MAX_MIN <= value <= PID_MAX_LIMIT:
             raise BpfnsError(
                 errno.EINVAL, f"pid_max={value} is outside [{PID_MAX_MIN}, {PID_MAX_LIMIT}]"
@@ -105,7 +105,7 @@ class PidKernel:
         >>> pk.pid_max(pk.root)
         4194304
         """
-        policy = self.core._live_ns(ns, "pid_max").policy
+        policy = self.core._live_ns(ns, "ns").policy
         assert isinstance(policy, PidPolicy)
         return policy.pid_max
 
@@ -145,5 +145,5 @@ class PidKernel:
         >>> pk.find_pid(pk.root, 1) is pid
         True
         """
-        found: ObjId | None = self.core._live_ns(ns, "find_pid").idr[_PIDS].find(nr)
+        found: ObjId | None = self.core._live_ns(ns, "ns").idr[_PIDS].find(nr)
         return found
