@@ -53,5 +53,5 @@ def test_snapshot_without_cursors_keeps_ids() -> None:
     assert snap.without_cursors().namespaces == snap.namespaces
     assert snap.without_cursors().cursors == ()
     assert snap.changed(snap.without_cursors()) == ["cursors"]
-    with pytest.raises(TypeError, match="two Snapshots"):
+    with pytest.raises(TypeError, match="other must be a Snapshot"):
         snap.changed(None)  # type: ignore[arg-type]

@@ -77,7 +77,9 @@ def test_ruler_after_the_wrap_and_for_a_large_space() -> None:
     assert parse(ruler_svg(idr, 1000)).find(f"{SVG}polygon").get("data-id") == "1"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(("start", "end"), [(1, 1), (0, 5000), (-1, 3)])
-def test_ruler_rejects_what_it_cannot_draw(start: int, end: int) -> None:
-    with pytest.raises(ValueError, match="ruler_svg"):
+@pytest.mark.parametrize(
+    ("start", "end", "named"), [(1, 1, "ruler_svg"), (0, 5000, "end"), (-1, 3, "start")]
+)
+def test_ruler_rejects_what_it_cannot_draw(start: int, end: int, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
         ruler_svg(Idr(), end, start)

@@ -223,6 +223,7 @@ class Namespace:
         check_instance("other", other, Namespace, "a bpfns.Namespace")
         if other.kernel is not self.kernel:
             raise ValueError(f"other: {other!r} belongs to another Kernel")
+        other._require_alive("other")
         if other.level < self.level:
             return False
         return next(ns for ns in other.ancestors() if ns.level == self.level) is self

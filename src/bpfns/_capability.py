@@ -54,8 +54,21 @@ class Cred:
     caps: frozenset[Cap] = ALL_CAPS
 
     def without(self, caps: Iterable[Cap]) -> Cred:
-        """A copy with ``caps`` removed from the effective set."""
-        return attrs.evolve(self, caps=self.caps - frozenset(caps))
+        """A copy with ``caps`` removed from the effective set.
+
+        Raises:
+            TypeError: if ``caps`` is not an iterable of :class:`Cap` members.
+
+        >>> from bpfns import Kernel
+        >>> Cred(0, Kernel().init_user_ns).without([Cap.CAP_BPF]).caps == ALL_CAPS - {Cap.CAP_BPF}
+        True
+        """
+        if isinstance(caps, str | bytes | Cap) or not hasattr(caps, "__iter__"):
+            raise TypeError(f"caps must be an iterable of Cap members, not {type(caps).__name__}")
+        chosen = tuple(caps)
+        if not all(cap.__class__ is Cap for cap in chosen):
+            raise TypeError(f"caps must be Cap members (e.g. Cap.CAP_BPF), not {chosen!r}")
+        return attrs.evolve(self, caps=self.caps - frozenset(chosen))
 
 
 def cap_capable(cred: Cred, ns: UserNamespace, cap: Cap) -> bool:

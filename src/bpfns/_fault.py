@@ -148,6 +148,8 @@ class FaultInjector:
         Traceback (most recent call last):
         bpfns._errors.BpfnsError: [ENOMEM: ...] dup_task_struct failed (injected ...)
         """
+        if site.__class__ is not FaultSite:
+            raise TypeError(f"site must be a FaultSite member, not {site!r}")
         if self.armed and self.should_fail(site):
             raise BpfnsError(errno.ENOMEM, f"{site.value} failed (injected allocation failure)")
 
@@ -158,6 +160,8 @@ class FaultInjector:
         To sweep a scenario, arm ``fail_nth(n)`` for n = 1, 2, ... until a run ends with
         nothing injected.
         """
+        if site.__class__ is not FaultSite:
+            raise TypeError(f"site must be a FaultSite member, not {site!r}")
         if not self.armed or (self._sites is not None and site not in self._sites):
             return False
         if self._rng is not None:

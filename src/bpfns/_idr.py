@@ -44,7 +44,11 @@ def c_int(value: int) -> int:
 
     >>> c_int(0x7FFFFFFF + 10)
     -2147483639
+
+    Raises:
+        TypeError: if ``value`` is not an int.
     """
+    value = check_int("value", value, -(2**4096), 2**4096, "")
     return (value + 0x80000000) % 0x100000000 - 0x80000000
 
 
@@ -433,7 +437,13 @@ class Ida:
         """Deprecated ``ida_simple_get(start, end)``: ``alloc_range(start, end - 1)``.
 
         ``end == 0`` means no upper limit, as in the kernel.
+
+        Raises:
+            BpfnsError: as :meth:`alloc_range`.
+            TypeError, ValueError: if ``start`` or ``end`` is not a C ``unsigned int``.
         """
+        start = check_int("start", start, 0, U32_MAX, "unsigned int")
+        end = check_int("end", end, 0, U32_MAX, "unsigned int")
         return self.alloc_range(start, end - 1 if end else U32_MAX)
 
     def free(self, id: int) -> None:

@@ -272,7 +272,7 @@ class ObjId:
         (1, 1, 0)
         """
         k = self._kernel
-        k._own_ns(ns, "ns")
+        k._live_ns(ns, "ns")
         slot = self._mem("bpf_obj_id_nr_ns")
         if ns.level > slot.level:
             return 0

@@ -39,6 +39,7 @@ from typing import Any
 
 import attrs
 
+from ._args import check_int
 from ._behavior import FIXED, Behavior
 from ._bpf_namespace import ObjType
 from ._capability import Cap
@@ -165,10 +166,10 @@ def load_trace(path: str | Path) -> Trace:
     numbered from 1, each call returning).
 
     Raises:
-        TraceError: naming the first bad line, or the file itself if it is not a
-            regular file; lines are at most :data:`MAX_LINE_BYTES` bytes of UTF-8 and
-            nest at most :data:`MAX_DEPTH` deep.
-        OSError: if the file cannot be opened.
+        TraceError: naming the first bad line, or the file itself if it cannot be
+            read or is not a regular file; lines are at most :data:`MAX_LINE_BYTES`
+            bytes of UTF-8 and nest at most :data:`MAX_DEPTH` deep.
+        TypeError: if ``path`` is not a file name.
 
     >>> import os, tempfile
     >>> from bpfns import Kernel
@@ -179,28 +180,37 @@ def load_trace(path: str | Path) -> Trace:
     >>> load_trace(path).steps
     1
     """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file name, not {type(path).__name__}")
     source = str(path)
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise TraceError(source, 0, "not a regular file; a trace is a file Trace.to_jsonl wrote")
-    events: list[Event] = []
-    with Path(path).open("rb") as file:
-        for n in itertools.count(1):
-            raw = file.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise TraceError(
-                    source,
-                    n,
-                    f"longer than {MAX_LINE_BYTES} bytes; a trace event is one short line",
-                )
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise TraceError(source, n, f"not UTF-8 (byte {err.start} of the line)") from None
-            events.append(_parse_event(source, n, text.rstrip("\r\n")))
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before open: a FIFO would block
+            raise TraceError(source, 0, "not a regular file; a trace is a file to_jsonl wrote")
+        with Path(path).open("rb") as file:
+            events = _read_events(source, file)
+    except OSError as err:
+        raise TraceError(source, 0, f"cannot read it ({err.strerror or err})") from None
     check_structure(source, events)
     return Trace(events, source=source)
+
+
+def _read_events(source: str, file: typing.BinaryIO) -> list[Event]:
+    """Every line of ``file`` as an event, within the limits of a trace."""
+    events: list[Event] = []
+    for n in itertools.count(1):
+        raw = file.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return events
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise TraceError(
+                source, n, f"longer than {MAX_LINE_BYTES} bytes; a trace event is one short line"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TraceError(source, n, f"not UTF-8 (byte {err.start} of the line)") from None
+        events.append(_parse_event(source, n, text.rstrip("\r\n")))
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 # -- replaying -------------------------------------------------------------------------
@@ -401,9 +411,9 @@ def _as_trace(source: str | Path | Trace) -> tuple[str, Trace]:
         name = source.source or "<trace>"
         check_structure(name, source.events)
         return name, source
-    if isinstance(source, str | Path):
+    if isinstance(source, str | os.PathLike):
         return str(source), load_trace(source)
-    raise TypeError(f"replay needs a trace file name or a bpfns.Trace, not {source!r}")
+    raise TypeError(f"source must be a trace file name or a bpfns.Trace, not {source!r}"[:200])
 
 
 def replay_steps(source: str | Path | Trace) -> Iterator[tuple[Enter | None, Kernel]]:
@@ -467,8 +477,8 @@ def replay(source: str | Path | Trace, *, until: int | None = None) -> Kernel:
     >>> [len(ns.idr[ObjType.MAP]) for ns in replay(k.trace, until=1).namespaces()]
     [0, 0]
     """
-    if until is not None and (not isinstance(until, int) or until < 0):
-        raise ValueError(f"until={until!r} must be a step number >= 0")
+    if until is not None:
+        check_int("until", until, 0, 2**63 - 1, "")
     steps = replay_steps(source)
     _, world = next(steps)  # the world of step 0; step 1 has not run yet
     if until != 0:

@@ -146,7 +146,7 @@ class Snapshot:
         ['namespaces', 'cursors', 'slabs', 'files', 'objects']
         """
         if not isinstance(other, Snapshot):
-            raise TypeError(f"changed() compares two Snapshots, not {type(other).__name__}")
+            raise TypeError(f"other must be a Snapshot, not {type(other).__name__}")
         return [
             field.name
             for field in attrs.fields(Snapshot)
@@ -170,6 +170,10 @@ class Snapshot:
         >>> before.changed(k.snapshot()), before.unexpected(k.snapshot(), "alloc_obj_id")
         (['cursors'], [])
         """
+        if not isinstance(after, Snapshot):
+            raise TypeError(f"after must be a Snapshot, not {type(after).__name__}")
+        if not isinstance(call, str):
+            raise TypeError(f"call must be the name of a call (a str), not {type(call).__name__}")
         allowed = {field for row in left_behind_by(call) for field in row.fields}
         return [name for name in self.changed(after) if name not in allowed]
 

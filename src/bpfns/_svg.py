@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ._args import check_instance, check_int
 from ._bpf_namespace import Namespace, ObjType
 from ._idr import Idr
 
@@ -73,7 +74,13 @@ def tree_svg(root: Namespace) -> str:
     >>> svg = tree_svg(k.init_ns)
     >>> svg.startswith("<svg") and "child_a : level 1" in svg
     True
+
+    Raises:
+        TypeError, ValueError: if ``root`` is not a live Namespace.
     """
+    check_instance("root", root, Namespace, "a bpfns.Namespace")
+    if not root.alive:
+        raise ValueError(f"root: {root!r} is {root.state.value}; draw a live namespace")
     pos, width, height = _layout(root)
     pad = 10
     body: list[str] = []
@@ -108,7 +115,9 @@ def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
 
     Raises:
         ValueError: if ``end`` is not above ``start`` or the ruler would not fit
-            (``end`` above 4096: draw a small id space, as tests use).
+            (``end`` above 4096: draw a small id space, as tests use), or ``width``
+            is not within [100, 10000].
+        TypeError: if ``idr`` is not an Idr or a number is not an int.
 
     >>> from bpfns import Idr
     >>> idr = Idr()
@@ -118,6 +127,10 @@ def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
     >>> svg.count('class="id allocated"'), 'class="cursor"' in svg
     (3, True)
     """
+    check_instance("idr", idr, Idr, "a bpfns.Idr")
+    end = check_int("end", end, 0, 4096, "")
+    start = check_int("start", start, 0, 4096, "")
+    width = check_int("width", width, 100, 10_000, "")
     if not 0 <= start < end <= 4096:
         raise ValueError(f"ruler_svg draws 0 <= start < end <= 4096, not [{start}, {end})")
     left, top, bar = 20, 24, 20

@@ -24,6 +24,7 @@ import enum
 import functools
 import inspect
 import json
+import os
 from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
@@ -360,11 +361,17 @@ class Trace:
         >>> Kernel(trace=True).trace.to_jsonl(out)
         >>> out.getvalue().splitlines()[0][:30]
         '{"kind": "kernel", "step": 0, '
+
+        Raises:
+            TypeError: if ``path`` is neither a file name nor a writable text file.
+            OSError: if the file cannot be written.
         """
-        if isinstance(path, str | Path):
+        if isinstance(path, str | os.PathLike):
             Path(path).write_text(self.dumps(), encoding="utf-8")
-        else:
+        elif callable(getattr(path, "write", None)):
             path.write(self.dumps())
+        else:
+            raise TypeError(f"path must be a file name or a text file, not {type(path).__name__}")
 
     def text(self) -> str:
         """One readable line per event, for a terminal or a handout."""

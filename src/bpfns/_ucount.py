@@ -226,6 +226,7 @@ class UserNamespace:
 
         Raises:
             TypeError: if ``other`` is not a UserNamespace.
+            ValueError: if ``other`` belongs to another Kernel or was freed.
 
         >>> from bpfns import Kernel
         >>> k = Kernel()
@@ -234,6 +235,9 @@ class UserNamespace:
         (True, False)
         """
         check_instance("other", other, UserNamespace, "a bpfns.UserNamespace")
+        if other.registry is not self.registry:
+            raise ValueError(f"other: {other!r} belongs to another Kernel")
+        other._require_alive("other")
         return any(ns is self for ns in other.ancestors())
 
     def same_kernel(self, other: object) -> bool:

@@ -74,7 +74,8 @@ class PidKernel:
         >>> pk.create_namespace(pk.root).level
         1
         """
-        return self.core.copy_bpfns(CLONE_NEWBPF, parent.user_ns, parent)
+        live = self.core._live_ns(parent, "parent")
+        return self.core.copy_bpfns(CLONE_NEWBPF, live.user_ns, live)
 
     def set_pid_max(self, ns: Namespace, value: int) -> None:
         """Write ``/proc/sys/kernel/pid_max`` as seen from ``ns`` (6.14+: per namespace).
@@ -89,7 +90,7 @@ class PidKernel:
         400
         """
         live = self.core._live_ns(ns, "ns")
-        check_int("pid_max", value, -(2**63), 2**63 - 1, "long")
+        value = check_int("value", value, -(2**63), 2**63 - 1, "long")
         if not PID_MAX_MIN <= value <= PID_MAX_LIMIT:
             raise BpfnsError(
                 errno.EINVAL, f"pid_max={value} is outside [{PID_MAX_MIN}, {PID_MAX_LIMIT}]"
@@ -135,6 +136,14 @@ class PidKernel:
         >>> pk.free_pid(pid); pk.find_pid(pk.root, 1) is None
         True
         """
+        if not isinstance(pid, ObjId):
+            raise TypeError(
+                f"pid must be a pid of this model (an ObjId), not {type(pid).__name__}"
+            )
+        if not pid.live:
+            raise ValueError(f"pid: {pid!r} was freed already; free a pid once")
+        if pid.ns.kernel is not self.core:
+            raise ValueError(f"pid: {pid!r} belongs to another PidKernel")
         self.core.free_obj_id(pid, _PIDS)
 
     def find_pid(self, ns: Namespace, nr: int) -> ObjId | None:
@@ -145,5 +154,6 @@ class PidKernel:
         >>> pk.find_pid(pk.root, 1) is pid
         True
         """
-        found: ObjId | None = self.core._live_ns(ns, "ns").idr[_PIDS].find(nr)
+        live = self.core._live_ns(ns, "ns")
+        found: ObjId | None = live.idr[_PIDS].find(check_int("nr", nr, 0, 2**64 - 1, "pid_t"))
         return found
