@@ -193,3 +193,47 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
         main([command, "--help"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: bpfns {command}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["fuzz", "--seconds", "nan"], "must be a positive number"),
+        (["fuzz", "--seconds", "inf"], "must be a positive number"),
+        (["fuzz", "--seconds", "-1"], "must be a positive number"),
+        (["fuzz", "--seconds", "soon"], "not a number"),
+        (["fuzz", "--workers", "100000"], "must be at most"),
+        (["fuzz", "--workers", "0"], "must be a positive number"),
+        (["show", "t.jsonl", "--step", "-1"], "must be a number >= 0"),
+        (["demo", "--trace", "/nonexistent/dir/x.jsonl"], "does not exist"),
+        (["demo", "--trace", "/"], "is a directory"),
+        (["fuzz", "--out", "/etc/hostname/sub"], "is not a directory"),
+        (["fuzz", "--database", "/etc/hostname"], "is not a directory"),
+    ],
+)
+def test_options_are_checked_before_any_work(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert words in captured.err and captured.err.count("\n") == 1
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["replay", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "exit codes:" in out and "2  the command could not run as asked" in out
+
+
+def test_demo_that_cannot_write_its_trace_exits_2_keeping_its_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--trace", "/proc/version"]) == 2  # even root cannot write it
+    out = capsys.readouterr().out
+    assert "child_b_b : level = 2" in out
+    assert out.rstrip().splitlines()[-1].startswith("bpfns demo: cannot write the trace")

@@ -221,3 +221,94 @@ def test_ucount_violation_is_named() -> None:
     uc.counts[bpfns.UcountType.BPF_NAMESPACES] += 1  # behind the machine's back
     with pytest.raises(InvariantViolation, match="ucounts balanced"):
         m.grace_period()
+
+
+def test_new_rules_by_hand() -> None:
+    """User namespaces, primers, late faults, refused calls, the leftovers teardown."""
+    from bpfns import FaultSite  # noqa: PLC0415
+    from bpfns.testing import errorcode_of  # noqa: PLC0415
+
+    m = FixedMachine()
+    init = m.boot()
+    user = m.clone_user(parent=init)
+    assert isinstance(user, bpfns.Task) and not user.capable(bpfns.Cap.CAP_SYS_ADMIN)
+    assert not isinstance(m.map_create(task=user), FdRef)  # EPERM, as the model says
+    m.walk(task=user, t=ObjType.MAP, start=0)  # EPERM
+    m.get_fd_by_id(task=user, t=ObjType.MAP, nr=1)  # EPERM
+    fd_map = m.map_create(task=init)
+    assert isinstance(fd_map, FdRef)
+    prog = m.prog_load(map_fd=fd_map)
+    assert isinstance(prog, FdRef)
+    for late in (FaultSite.BPF_OBJECT, FaultSite.FILE):
+        assert not isinstance(m.create_failing_late(held=fd_map, late=late, prog=False), FdRef)
+        assert not isinstance(m.create_failing_late(held=fd_map, late=late, prog=True), FdRef)
+    m.grace_period()  # the program that failed late releases its map
+    m.close(ref=fd_map)  # refcounts still agree with the model
+    primed = m.prime(prog_fd=prog)
+    assert isinstance(primed, bpfns.testing.Primed)
+    m.get_fd_by_id(task=init, t=ObjType.LINK, nr=1)  # EAGAIN until settled
+    child = m.clone(parent=init, new_ns=False)
+    assert m.exit(task=init) is init
+    settled = m.settle(primed=primed)
+    assert isinstance(settled, FdRef)
+    again = m.prime(prog_fd=prog)
+    m.cleanup(primed=again)
+    m.clone_failing(parent=init, new_ns=True, n=3)  # an allocation of the clone fails
+    assert isinstance(m.clone_failing(parent=init, new_ns=False, n=50), bpfns.Task)  # none
+    m.clone_failing(parent=init, new_ns=True, n=50)
+    for which in range(len(bpfns.testing._misuse.MISUSES)):
+        m.misuse(task=child, which=which)
+    m.exit(task=child)
+    for dead in (
+        lambda: m.clone_user(parent=child),
+        lambda: m.clone_failing(parent=child, new_ns=False, n=1),
+        lambda: m.misuse(task=child, which=0),
+        lambda: m.create_failing_late(held=fd_map, late=FaultSite.FILE, prog=False),
+        lambda: m.prime(prog_fd=fd_map),
+    ):
+        dead()
+    assert errorcode_of(lambda: init.close(99)) == "EBADF"
+    m.teardown()
+    assert m.k.leftovers() == [] and m.k.tasks() == []
+
+
+def test_a_prime_that_fails_matches_the_model() -> None:
+    class Tiny(BpfnsMachine):
+        id_end = 2  # one link id
+
+    m = Tiny()
+    init = m.boot()
+    prog = m.prog_load(map_fd=m.map_create(task=init))
+    assert isinstance(m.prime(prog_fd=prog), bpfns.testing.Primed)
+    assert not isinstance(m.prime(prog_fd=prog), bpfns.testing.Primed)  # ENOSPC
+    m.teardown()
+
+
+def test_an_accepted_misuse_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = FixedMachine()
+    init = m.boot()
+    monkeypatch.setattr(bpfns.testing._machine, "run_misuse", lambda which, task, other: None)
+    with pytest.raises(InvariantViolation, match="bad input gets a clear error"):
+        m.misuse(task=init, which=0)
+
+
+def test_the_teardown_checks_can_be_turned_off() -> None:
+    class Quiet(BpfnsMachine):
+        check_at_teardown = False
+        check_leftovers = False
+        initial_objects = 2  # a big world: refused calls are checked locally
+
+    m = Quiet()
+    init = m.boot()
+    m.misuse(task=init, which=2)
+    m.teardown()
+    assert m.k.tasks()  # nothing was torn down
+
+
+@pytest.mark.corrupts
+def test_a_leak_at_teardown_is_named() -> None:
+    m = FixedMachine()
+    m.boot()
+    m.k.init_ns.create_child()  # a reference nobody puts
+    with pytest.raises(InvariantViolation, match="nothing leaks"):
+        m.teardown()

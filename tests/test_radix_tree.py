@@ -116,3 +116,14 @@ def test_a_search_hops_over_a_full_armed_leaf() -> None:
     assert idr._bits._cur_k == 1  # leaf 1 armed, and full: it has no full tag
     assert idr.alloc("c", 0, 0) == 8
     idr._check()
+
+
+def test_a_search_from_inside_the_armed_leaf_past_its_last_free_slot() -> None:
+    """The armed leaf has free slots only below ``lo``: the search moves to the next leaf."""
+    idr = Idr._with_leaf_shift(2)  # leaves of 4 ids: [0, 3], [4, 7], ...
+    for _ in range(3):
+        idr.alloc_cyclic("x", 1, 100)  # 1, 2, 3: the cursor's leaf [0, 3] is armed
+    assert idr._bits._cur is not None and idr._bits._cur_base == 0
+    assert idr.alloc("y", 1, 0) == 4  # id 0 is free, but below start
+    assert idr.alloc("z", 0, 0) == 0
+    idr._check()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import enum
 import errno
 
+import attrs
 import pytest
 
+import bpfns
 from bpfns import (
     CLONE_FILES,
     CLONE_NEWBPF,
@@ -270,17 +272,16 @@ def test_leftovers_lists_each_kind() -> None:
 def test_teardown_leaves_only_what_you_hold() -> None:
     k = Kernel(FIXED)
     ns = k.init_ns.create_child()
+    u = k.init_user_ns.create_child(owner=3)
     t = k.init_task.clone(CLONE_NEWBPF)
     t.obj_pin(t.map_create(), "/sys/fs/bpf/kept")
+    k.init_task.unshare(CLONE_NEWBPF)  # init itself moves: its namespace is a leftover
+    assert "/sys/fs/bpf/kept" in k.bpffs.paths()
     k.teardown()
-    assert sorted({x.kind for x in k.leftovers()}) == [
-        "bpf object",
-        "namespace",
-        "pin",
-        "ucount",
-    ]
-    k.init_task.unlink("/sys/fs/bpf/kept")
+    assert k.bpffs.paths() == [] and k.tasks() == []
+    assert sorted({x.kind for x in k.leftovers()}) == ["namespace", "ucount", "user namespace"]
     ns.put()
+    u.put()
     k.synchronize_rcu()
     assert k.leftovers() == []
 
@@ -435,3 +436,146 @@ def test_clone_fault_sites_are_atomic(site: FaultSite, flags: int) -> None:
     assert k.faults.injected == [site]
     assert_atomic(k, before, "clone")
     k.check()
+
+
+# -- the rarer paths of these mechanisms --------------------------------------------------
+
+
+@pytest.mark.corrupts
+def test_a_primer_of_a_killed_task_cannot_finish() -> None:
+    k = Kernel(RFC)
+    t = k.init_task.clone()
+    pr = t.link_prime(t.prog_load())
+    with pytest.raises(NullPointerDereference):
+        t.ns_ioctl(t.open_proc_ns(), NS_GET_USERNS)  # D10: the oops kills t
+    assert not t.alive
+    with pytest.raises(ValueError, match="killed by an oops"):
+        pr.settle()
+    assert not pr.done and pr in k.link_primers()
+    with pytest.raises(AssertionError, match="primers belong to live tasks"):
+        k.check()
+    k.teardown()  # a primer no task can finish stays: a leftover of a tainted kernel
+    assert [x.kind for x in k.leftovers()].count("link primer") == 1
+
+
+def test_a_second_oops_while_being_killed_is_a_recursive_fault() -> None:
+    k = Kernel(RFC)
+    t = k.init_task.clone()
+    t.prog_load()  # its release at exit is D8
+    with pytest.raises(NullPointerDereference) as info:
+        t.ns_ioctl(t.open_proc_ns(), NS_GET_USERNS)  # D10, then do_exit hits D8
+    assert info.value.report.defect == "D10"
+    assert [r.defect for r in k.reports] == ["D10", "D8"]
+    assert not t.alive and k.dmesg == ["Fixing recursive fault but reboot is needed!"]
+
+
+def test_make_task_dead_of_a_dead_task_does_nothing() -> None:
+    from bpfns._task import make_task_dead  # noqa: PLC0415
+
+    k = Kernel(FIXED)
+    t = k.init_task.clone()
+    t.exit()
+    make_task_dead(t)
+    assert k.dmesg == [] and t not in k.tasks()
+
+
+@pytest.mark.corrupts
+def test_teardown_when_init_was_killed_keeps_the_pins() -> None:
+    k = Kernel(RFC)
+    k.init_task.obj_pin(k.init_task.map_create(), "/sys/fs/bpf/p")
+    with pytest.raises(NullPointerDereference):
+        k.init_task.ns_ioctl(k.init_task.open_proc_ns(), NS_GET_USERNS)
+    k.teardown()
+    assert k.bpffs.paths() == ["/sys/fs/bpf/p"]
+
+
+@pytest.mark.corrupts
+def test_check_sees_a_leaked_namespace_slab_object() -> None:
+    k = Kernel(FIXED)
+    k._ns_cache.alloc(None)
+    with pytest.raises(AssertionError, match="slab objects are owned"):
+        k.check()
+
+
+@pytest.mark.corrupts
+def test_check_sees_user_namespace_leaks() -> None:
+    k = Kernel(FIXED)
+    u = k.init_user_ns.create_child(owner=9)
+    t = k.init_task.clone()
+    del k.init_user_ns.registry.live[u]  # a namespace the kernel forgot, still referenced
+    t.cred = attrs.evolve(t.cred, user_ns=u)
+    with pytest.raises(AssertionError, match="user namespaces live while referenced"):
+        k.check()
+    k2 = Kernel(FIXED)
+    k2.init_user_ns.create_child(owner=9).put()
+    (uc,) = [uc for uc in k2.init_user_ns.registry.ucounts.values() if uc.uid == 9]
+    uc.counts[0] += 1  # a max_user_namespaces charge nobody holds
+    with pytest.raises(AssertionError, match="ucounts equal live user namespaces"):
+        k2.check()
+
+
+def test_snapshots_name_what_files_refer_to() -> None:
+    k = Kernel(FIXED)
+    t = k.init_task
+    child = t.clone()
+    t.pidfd_open(child.pid)
+    t.ns_ioctl(t.open_proc_ns(), NS_GET_USERNS)
+    rows = {kind: target for kind, target, _ in (f for _, f in k.snapshot().files[0][2])}
+    assert rows == {"pidfd": child.pid, "nsfs:bpf": k.init_ns.inum, "nsfs:user": 0}
+    child.exit()
+    rows = {kind: target for kind, target, _ in (f for _, f in k.snapshot().files[0][2])}
+    assert rows["pidfd"] == -1  # the task is gone: no pid to name
+
+
+def test_kernel_threads_see_global_ids() -> None:
+    """Kernel code run with no current task (bpffs used directly) is a kworker in init."""
+    k = Kernel(FIXED)
+    c = k.init_task.clone(CLONE_NEWBPF)
+    k.init_task.map_create()  # ids differ per level
+    fd = c.prog_load(name="p")
+    c.obj_pin(fd, "/sys/fs/bpf/p")
+    c.close(fd)
+    k.bpffs.unlink("/sys/fs/bpf/p")  # the last reference, dropped from no task
+    assert k.audit_log[-1] == bpfns.AuditRecord("UNLOAD", 1, 0)
+
+
+def test_traces_encode_what_a_replay_can_pass() -> None:
+    k = Kernel(FIXED, trace=True)
+    t = k.init_task
+    with pytest.raises(TypeError):
+        t.close(bpfns.FileKind.PIDFD)  # an enum a replay does not know: opaque
+    k.alloc_obj_id(k.init_ns, bytes(500), ObjType.MAP)  # a long repr is cut
+    enters = [e for e in k.trace if isinstance(e, bpfns.Enter)]
+    assert enters[0].args == [{"opaque": "FileKind.PIDFD"}]
+    assert enters[1].args[1]["opaque"].endswith("...")
+    assert len(enters[1].args[1]["opaque"]) == 203
+    assert bpfns.replay(k.trace).snapshot() == k.snapshot()
+
+
+def test_ucount_types_take_their_int_values() -> None:
+    k = Kernel(FIXED, ucount_max=5)
+    assert k.init_user_ns.get_max(1) == 5  # UcountType.BPF_NAMESPACES
+    assert repr(bpfns.UcountType.BPF_NAMESPACES) == "UcountType.BPF_NAMESPACES"
+    with pytest.raises(ValueError, match="kind"):
+        k.init_user_ns.get_max(9)
+
+
+def test_an_oops_in_close_kills_the_closing_task() -> None:
+    k = Kernel(RFC)
+    c = k.init_task.clone(CLONE_NEWBPF)
+    holder = k.init_task.clone()
+    fd = c.send_fd(c.map_create(), holder)
+    c.exit()  # D2: the map's record does not pin c's namespace, now destroyed
+    with pytest.raises(UseAfterFree):
+        holder.close(fd)
+    assert not holder.alive
+
+
+def test_a_set_argument_replays_as_a_set() -> None:
+    k = Kernel(FIXED, trace=True)
+    k.faults.fail_nth(2, sites={FaultSite.INUM, FaultSite.NAMESPACE})
+    enter = next(e for e in k.trace if isinstance(e, bpfns.Enter))
+    assert enter.kwargs["sites"] == {
+        "set": [{"enum": "FaultSite", "name": n} for n in ("INUM", "NAMESPACE")]
+    }
+    assert bpfns.replay(k.trace).faults.armed

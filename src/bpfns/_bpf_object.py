@@ -302,6 +302,7 @@ class LinkPrimer:
 
     def _check(self) -> None:
         """Assert the invariants of a pending primer."""
+        assert self.task.alive, "primers belong to live tasks (its task was killed)"
         assert not self.done
         assert self.files is self.task.files, "the task changed its file table"
         assert self.files.is_reserved(self.fd), f"fd {self.fd} is not reserved"
@@ -373,16 +374,14 @@ def check_objects(k: Kernel) -> None:
 
 
 def check_primers(primers: list[LinkPrimer], tasks: list[Task]) -> None:
-    """Pending primers belong to live tasks; every reserved fd belongs to one of them.
+    """Every reserved fd of a live task's table belongs to a pending primer.
+
+    (Each primer checks its own invariants, its task alive among them: ``_check``.)
 
     Raises:
-        InvariantViolation: naming the first broken invariant.
+        InvariantViolation: naming the reserved fds no primer owns.
     """
-    live = {id(t) for t in tasks}
     reserved = {(id(p.files), p.fd) for p in primers}
-    for p in primers:
-        if id(p.task) not in live:
-            raise InvariantViolation("primers belong to live tasks", repr(p))
     tables = {id(t.files): t.files for t in tasks if t.files is not None}
     for key, table in tables.items():
         stray = [fd for fd in table.reserved() if (key, fd) not in reserved]

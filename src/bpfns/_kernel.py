@@ -151,7 +151,7 @@ class Kernel:
         tracer = self._tracer = Tracer() if self._trace_on else None
         self._sanitizer = Sanitizer(self.on_bug, tracer=tracer)
         self.faults._tracer = self._rcu.tracer = tracer
-        self.init_user_ns = new_init_user_ns(self.ucount_max, tracer)
+        self.init_user_ns = new_init_user_ns(self.ucount_max, tracer, self.faults)
         self._ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
         get_user_ns(self.init_user_ns, "bpf_ns")
         self.init_ns = Namespace(
@@ -306,10 +306,13 @@ class Kernel:
         return 0 if ns is None else obj.obj_id.nr_ns(ns)
 
     def _audit(self, prog: BpfObject, op: str) -> None:
-        """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``."""
+        """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``.
+
+        ``pid`` is the task running the code, 0 for a kernel thread (no current task).
+        """
         prog_id = self._vnr(prog, "bpf_audit_prog")
-        assert self._current is not None
-        self.audit_log.append(AuditRecord(op, prog_id, self._current.pid))
+        pid = 0 if self._current is None else self._current.pid
+        self.audit_log.append(AuditRecord(op, prog_id, pid))
 
     @staticmethod
     def _obj_type(type_: object) -> ObjType:
@@ -610,11 +613,11 @@ class Kernel:
         The initial state is a fresh Kernel: ``init_task`` alive with no open file,
         ``init_ns`` and ``init_user_ns`` with nothing in them. Everything else is
         listed: tasks, init's open and reserved fds, namespaces (alive, or destroyed
-        and waiting for their RCU free), user namespaces, references taken on
-        ``init_user_ns``, ucount charges, BPF objects, id records of
-        :meth:`alloc_obj_id`, bpffs pins, pending link primers and RCU callbacks. After
-        :meth:`teardown`, pins and the references you took yourself remain; in FIXED
-        behaviour nothing else does.
+        and waiting for their RCU free; the one ``init_task`` moved into with
+        ``unshare`` too), user namespaces, references taken on ``init_user_ns``,
+        ucount charges, BPF objects, id records of :meth:`alloc_obj_id`, bpffs pins,
+        pending link primers and RCU callbacks. After :meth:`teardown`, only the
+        references you took yourself remain; in FIXED behaviour nothing else does.
 
         >>> k = Kernel()
         >>> t = k.init_task.clone()
@@ -628,8 +631,8 @@ class Kernel:
     def _task_leftovers(self) -> list[Leftover]:
         out = [Leftover("task", repr(t)) for t in self.tasks() if t is not self.init_task]
         init = self.init_task
-        if not init.alive or init.files is None:
-            return [*out, Leftover("task", f"{init!r} was killed; the initial task is gone")]
+        if init.files is None:  # init has exited (teardown): it holds nothing
+            return out
         for fd, f in init.files.items():
             out.append(Leftover("fd", f"init_task fd {fd}: {f.kind.value} {f.obj!r}"))
         out += [Leftover("reserved fd", f"init_task fd {fd}") for fd in init.files.reserved()]
@@ -664,11 +667,12 @@ class Kernel:
         """End the world's work: what is left is what nothing running holds any more.
 
         Every pending BPF_LINK_CREATE fails its attachment (:meth:`LinkPrimer.cleanup`),
-        every task but ``init_task`` exits (highest pid first), ``init_task`` closes
-        its fds, and grace periods run until no RCU callback is pending. bpffs pins and
-        the references you took yourself (namespaces, user namespaces) stay: see
-        :meth:`leftovers`. There is no kernel function for this; it is what a test's
-        cleanup does, in the kernel's own steps.
+        bpffs is unmounted (``init_task`` unlinks every pin), every task exits (highest
+        pid first, ``init_task`` last), and grace periods run until no RCU callback is
+        pending. The references you took yourself (namespaces, user namespaces, id
+        records of :meth:`alloc_obj_id`) stay: see :meth:`leftovers`. Afterwards no task
+        is left to make calls. There is no kernel function for this; it is what a
+        test's cleanup does, in the kernel's own steps.
 
         Raises:
             KernelBug: in RFC behaviour, if a step hits a defect (D2, D8); the rest of
@@ -683,13 +687,11 @@ class Kernel:
         for primer in list(self._primers):
             if primer.task.alive:
                 primer.cleanup()
+        if self.init_task.alive:  # bpffs is unmounted: every pin is dropped
+            for path in self.bpffs.paths():
+                self.init_task.unlink(path)
         for task in reversed(self.tasks()):
-            if task is not self.init_task:
-                task.exit()
-        init = self.init_task
-        if init.alive and init.files is not None:
-            for fd, _ in list(init.files.items()):
-                init.close(fd)
+            task.exit()
         while self._rcu.pending:
             self.synchronize_rcu()
 
@@ -854,7 +856,7 @@ class Kernel:
         )
 
     def _check_primers(self) -> None:
-        """Pending primers belong to live tasks; every reserved fd belongs to a primer."""
+        """Every reserved fd belongs to a pending primer."""
         check_primers(self.link_primers(), self.tasks())
 
     def _check_rcu(self) -> None:

@@ -757,12 +757,15 @@ def _fdinfo(k: Kernel, file: File) -> str:
 def vnr_namespace(k: Kernel, what: str) -> Namespace | None:
     """``current->nsproxy->bpf_ns`` for ``bpf_obj_id_vnr``, with the D8 check.
 
-    Ids are only read inside a syscall, so there is always a current task. An exiting
-    task has no nsproxy: as posted (D8) that is a NULL dereference the sanitizer
-    reports, and the id reads 0 if it goes on; fixed, the id is the global one.
+    Outside any task's call (kernel code run from :meth:`bpfns.Kernel.synchronize_rcu`
+    or the bpffs object directly), current is a kernel thread, which lives in the
+    initial namespaces: the id is the global one. An exiting task has no nsproxy: as
+    posted (D8) that is a NULL dereference the sanitizer reports, and the id reads 0 if
+    it goes on; fixed, the id is the global one.
     """
     cur = k._current
-    assert cur is not None, "vnr outside a syscall"
+    if cur is None:
+        return k.init_ns
     if cur.nsproxy is not None:
         return cur.nsproxy.bpf_ns
     if not k.behavior.d8_vnr_without_nsproxy:

@@ -339,7 +339,6 @@ class Task(BpfCommands):
         if not flags & CLONE_NEWUSER:
             get_user_ns(cred.user_ns, "cred")
             return cred
-        self.kernel.faults.inject(FaultSite.USER_NS)
         return Cred(cred.euid, create_user_ns(cred.user_ns, cred.euid, "cred"), ALL_CAPS)
 
     def _copy_files(self, flags: int) -> FdTable:
@@ -674,9 +673,13 @@ class Task(BpfCommands):
                 )
                 self.files.put_unused(new_fd)
                 return 0  # record mode: the oops killed the call; nothing was returned
-            if not ns.user_ns.contains(self.cred.user_ns):
+            try:
+                if not ns.user_ns.contains(self.cred.user_ns):
+                    raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
+                k.faults.inject(FaultSite.FILE)  # path_from_stashed: the owner's nsfs file
+            except BpfnsError:
                 self.files.put_unused(new_fd)
-                raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
+                raise
             get_user_ns(ns.user_ns, "file")
             self.files.fd_install(new_fd, File(FileKind.USER_NS, ns.user_ns))
             return new_fd
@@ -779,11 +782,10 @@ def make_task_dead(task: Task) -> None:
             return
         except KernelBug:
             pass  # it oopsed again during that exit: the recursive-fault path below
-    if task.alive:
-        k = task.kernel
-        k.dmesg.append("Fixing recursive fault but reboot is needed!")
-        task.alive = False
-        k._release_task(task)
+    k = task.kernel  # do_exit did not finish: the task is still registered
+    k.dmesg.append("Fixing recursive fault but reboot is needed!")
+    task.alive = False
+    k._release_task(task)
 
 
 def check_tasks(k: Kernel) -> None:

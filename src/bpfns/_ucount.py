@@ -26,6 +26,7 @@ import attrs
 
 from ._args import check_instance, check_int
 from ._errors import BpfnsError, InvariantViolation
+from ._fault import FaultInjector, FaultSite
 from ._idr import INT_MAX
 from ._trace import Tracer, traced
 
@@ -99,6 +100,7 @@ class UserNsRegistry:
     ucounts: dict[tuple[int, int], Ucounts] = attrs.field(factory=dict)
     live: dict[UserNamespace, None] = attrs.field(factory=dict)
     tracer: Tracer | None = None
+    faults: FaultInjector = attrs.field(factory=FaultInjector)
 
     def _check(self) -> None:
         """Assert the invariants of every live user namespace and of the table."""
@@ -307,7 +309,8 @@ class UserNamespace:
 
         Raises:
             BpfnsError: ENOSPC if ``self`` is deeper than level 32 or a
-                ``max_user_namespaces`` limit is reached. Nothing changes.
+                ``max_user_namespaces`` limit is reached; ENOMEM when an injected
+                allocation fails. Nothing changes.
             TypeError, ValueError: if ``owner`` is not a uid in ``[0, 2**32 - 2]``, or
                 this namespace was freed.
 
@@ -342,12 +345,12 @@ def put_user_ns(ns: UserNamespace, holder: str) -> None:
     ``free_user_ns`` returns the namespace's ``max_user_namespaces`` charge and drops
     its reference on the parent.
     """
-    it: UserNamespace | None = ns
-    while it is not None:
+    it = ns
+    while True:
         assert it._holders[holder] > 0, f"a {holder} put of {it!r}, which it does not hold"
         it._holders[holder] -= 1
         it._count -= 1
-        if it._count or it.parent is None:
+        if it._count or it.parent is None:  # init_user_ns is never freed
             return
         assert it.ucounts is not None
         dec_ucount(it.ucounts, UcountType.USER_NAMESPACES)
@@ -373,6 +376,11 @@ def create_user_ns(parent: UserNamespace, owner: object, holder: str) -> UserNam
             errno.ENOSPC,
             "max_user_namespaces reached; raise the limit or free a user namespace",
         )
+    try:
+        parent.registry.faults.inject(FaultSite.USER_NS)  # kmem_cache_zalloc
+    except BpfnsError:
+        dec_ucount(uc, UcountType.USER_NAMESPACES)
+        raise
     get_user_ns(parent, "child")  # the child pins its parent
     child = UserNamespace(
         level=parent.level + 1,
@@ -388,10 +396,13 @@ def create_user_ns(parent: UserNamespace, owner: object, holder: str) -> UserNam
     return child
 
 
-def new_init_user_ns(ucount_max: int, tracer: Tracer | None = None) -> UserNamespace:
+def new_init_user_ns(
+    ucount_max: int, tracer: Tracer | None = None, faults: FaultInjector | None = None
+) -> UserNamespace:
     """A fresh ``init_user_ns`` with its own registry (one per Kernel).
 
     Its first reference is the kernel's own (``"kernel"``): it is never freed.
+    ``faults`` is the Kernel's fault injector (``create_user_ns`` allocates).
     """
     init = UserNamespace(
         level=0,
@@ -399,7 +410,7 @@ def new_init_user_ns(ucount_max: int, tracer: Tracer | None = None) -> UserNames
         owner=0,
         ucounts=None,
         ucount_max=[ucount_max] * len(UcountType),
-        registry=UserNsRegistry(tracer=tracer),
+        registry=UserNsRegistry(tracer=tracer, faults=faults or FaultInjector()),
     )
     init._holders["kernel"] = 1
     return init

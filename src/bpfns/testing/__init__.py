@@ -11,7 +11,7 @@ Needs the ``hypothesis`` extra (``pip install 'bpfns[hypothesis]'``).
 Importing this module defines no test, so pytest collects nothing from it.
 """
 
-from ._machine import BpfnsMachine, FdRef
+from ._machine import BpfnsMachine, FdRef, Primed, errorcode_of
 from ._model import RefModel, RefNs, RefObj
 from ._strategies import Op, kernels, namespace_trees, operations, run_operations
 
@@ -19,9 +19,11 @@ __all__ = [
     "BpfnsMachine",
     "FdRef",
     "Op",
+    "Primed",
     "RefModel",
     "RefNs",
     "RefObj",
+    "errorcode_of",
     "kernels",
     "namespace_trees",
     "operations",

@@ -16,7 +16,14 @@ reference model, touching only what the step touched (so a world of 100,000 obje
 costs no more per step than one of ten). A broken rule raises
 :class:`bpfns.InvariantViolation` naming the invariant; a memory bug of the posted RFC
 raises its :class:`bpfns.KernelBug`. The whole world is checked with
-:meth:`bpfns.Kernel.check` at the end of every example.
+:meth:`bpfns.Kernel.check` at the end of every example, then torn down
+(:meth:`bpfns.Kernel.teardown`, pins unlinked): :meth:`bpfns.Kernel.leftovers` must
+then be empty ("nothing leaks").
+
+Besides the bpf() commands, the rules make user namespaces (unprivileged tasks, whose
+commands are refused), two-phase links (``link_prime``, then ``settle`` or ``cleanup``),
+allocation failures at every fault site, and refused calls (bad arguments, objects of
+another Kernel): a refused call must change nothing.
 
 The failure output is a runnable program: every argument is a plain value or a
 variable of an earlier step.
@@ -24,6 +31,7 @@ variable of an earlier step.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any, ClassVar
 
@@ -40,20 +48,36 @@ from hypothesis.stateful import (
 
 from .._behavior import FIXED, Behavior
 from .._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
-from .._bpf_object import BpfObject
+from .._bpf_object import BpfObject, LinkPrimer
+from .._capability import Cap
 from .._errors import BpfnsError, InvariantViolation
 from .._fault import FaultSite
 from .._files import FileKind
 from .._kernel import Kernel
 from .._replay import replay
-from .._task import Task
+from .._task import CLONE_NEWUSER, Task
 from .._ucount import UcountType
+from ._misuse import MISUSES, run_misuse
 from ._model import RefModel, RefNs, RefObj
 
-__all__ = ["BpfnsMachine", "FdRef"]
+__all__ = ["BpfnsMachine", "FdRef", "Primed", "errorcode_of"]
 
 _PINS = ("/sys/fs/bpf/p0", "/sys/fs/bpf/p1", "/sys/fs/bpf/p2")
 _WALK_LIMIT = 8
+
+
+def errorcode_of(call: Any) -> str | None:
+    """The errno name of the BpfnsError ``call()`` raises, or None if it returns.
+
+    >>> from bpfns import Kernel
+    >>> errorcode_of(lambda: Kernel().init_task.close(9)), errorcode_of(lambda: None)
+    ('EBADF', None)
+    """
+    try:
+        call()
+    except BpfnsError as e:
+        return e.errorcode
+    return None
 
 
 def _none_between(ids: dict[int, RefObj], lo: int, hi: int) -> bool:
@@ -69,6 +93,15 @@ class FdRef:
 
     task: Task
     fd: int
+
+
+@attrs.define(eq=False)
+class Primed:
+    """A pending ``link_prime`` of the machine: the task, the primer, the model's link."""
+
+    task: Task
+    primer: LinkPrimer
+    link: RefObj
 
 
 @attrs.define(eq=False)
@@ -91,6 +124,8 @@ class BpfnsMachine(RuleBasedStateMachine):
         initial_objects: maps created in the initial namespace before the first step
             (for measuring cost against world size).
         check_at_teardown: run the full :meth:`bpfns.Kernel.check` after each example.
+        check_leftovers: then tear the world down and require
+            :meth:`bpfns.Kernel.leftovers` to be empty.
         trace: build the kernel with ``trace=True`` and check at teardown that
             :func:`bpfns.replay` of its trace rebuilds the same world (slower).
     """
@@ -100,10 +135,12 @@ class BpfnsMachine(RuleBasedStateMachine):
     max_level: ClassVar[int] = 3
     initial_objects: ClassVar[int] = 0
     check_at_teardown: ClassVar[bool] = True
+    check_leftovers: ClassVar[bool] = True
     trace: ClassVar[bool] = False
 
     tasks = Bundle("tasks")
     fds = Bundle("fds")
+    primers = Bundle("primers")
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,14 +155,40 @@ class BpfnsMachine(RuleBasedStateMachine):
         self.kobj_of: dict[RefObj, BpfObject] = {}
         #: per task, its fds and the open file behind each
         self.fd_of: dict[Task, dict[int, _OpenFile]] = {self.k.init_task: {}}
+        #: the pending link primers
+        self.pending: list[Primed] = []
+        #: another Kernel, whose objects the refused calls pass
+        self.other = Kernel(FIXED)
+        self._failed = False
 
     # -- plumbing ---------------------------------------------------------------------
 
-    @staticmethod
-    def expect(invariant: str, ok: object, detail: str) -> None:
+    def expect(self, invariant: str, ok: object, detail: str) -> None:
         """Raise InvariantViolation(invariant, detail) unless ``ok``."""
         if not ok:
+            self._failed = True
             raise InvariantViolation(invariant, detail)
+
+    @staticmethod
+    def _bpf_capable(task: Task) -> bool:
+        """``bpf_capable()``: may this task create objects."""
+        return task.capable(Cap.CAP_BPF) or task.capable(Cap.CAP_SYS_ADMIN)
+
+    @staticmethod
+    def _may_look_up(task: Task) -> bool:
+        """Patch 11's gate of GET_NEXT_ID and GET_FD_BY_ID."""
+        if task.capable(Cap.CAP_SYS_ADMIN):
+            return True
+        return not task.bpf_ns.is_init and task.capable(Cap.CAP_BPF)
+
+    def _small(self) -> bool:
+        """Whether a whole-world snapshot per refused call is affordable.
+
+        A world built with ``initial_objects`` is for measuring the cost per step,
+        which must not grow with the world: there the refused calls are checked
+        locally only.
+        """
+        return not self.initial_objects
 
     def _ref_ns(self, ns: Namespace) -> RefNs:
         ref = self.ns_of.get(ns)
@@ -190,7 +253,16 @@ class BpfnsMachine(RuleBasedStateMachine):
     def _check_created(self, task: Task, fd: int, obj: BpfObject, ref: RefObj) -> None:
         """Ids in range with cursor semantics, uniqueness, root and ancestor views."""
         assert obj.obj_id is not None
-        got = [(e.ns, e.nr) for e in reversed(obj.obj_id.numbers)]
+        want = self._check_ids(obj, obj.obj_id, ref)
+        self.expect(
+            "ancestor visibility",
+            task.obj_get_info_by_fd(fd).id == want[0],
+            f"{obj!r}: its creator sees the wrong id",
+        )
+
+    def _check_ids(self, obj: BpfObject, obj_id: Any, ref: RefObj) -> list[int]:
+        """An object's ids against the model's; returns the model's, deepest first."""
+        got = [(e.ns, e.nr) for e in reversed(obj_id.numbers)]
         want = [nr for _, nr in ref.numbers]
         self.expect(
             "ids follow the kernel's cursor semantics",
@@ -200,7 +272,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         for (kns, nr), (rns, _) in zip(got, ref.numbers, strict=True):
             self.expect(
                 "ids unique per (namespace, type)",
-                kns.idr[obj.TYPE].find(nr) is obj.obj_id,
+                kns.idr[obj.TYPE].find(nr) is obj_id,
                 f"{kns.label()} id {nr} does not lead back to {obj!r}",
             )
             self.expect(
@@ -210,14 +282,10 @@ class BpfnsMachine(RuleBasedStateMachine):
             )
         self.expect(
             "root sees every object",
-            self.k.init_ns.idr[obj.TYPE].find(obj.id) is obj.obj_id,
-            f"{obj!r} is not at {obj.id} in init_bpf_ns",
+            self.k.init_ns.idr[obj.TYPE].find(obj_id.nr()) is obj_id,
+            f"{obj!r} is not at {obj_id.nr()} in init_bpf_ns",
         )
-        self.expect(
-            "ancestor visibility",
-            task.obj_get_info_by_fd(fd).id == want[0],
-            f"{obj!r}: its creator sees the wrong id",
-        )
+        return want
 
     def _check_failed(self, task: Task, t: ObjType, before: list[tuple[int, int]]) -> None:
         """Failed operations are atomic: each level keeps its ids; cursors as modelled."""
@@ -235,10 +303,44 @@ class BpfnsMachine(RuleBasedStateMachine):
                 f"{ns.label()} cursor {ns.idr[t].cursor}, model {ref.cursor[t]}",
             )
 
-    def _create(self, task: Task, t: ObjType, call: Any, fail_at: int = 0) -> Any:
+    def _expected_create(
+        self,
+        task: Task,
+        t: ObjType,
+        fail_at: int,
+        late: FaultSite | None,
+        holds: RefObj | None = None,
+    ) -> RefObj | str:
+        """What the model says a create call gives: an object or an error name.
+
+        ``late`` fails that allocation: BPF_OBJECT before the ids (nothing happens),
+        FILE after them (the ids are allocated and freed again: cursors advance).
+        """
+        if t is not ObjType.LINK and not self._bpf_capable(task):
+            return "EPERM"
+        if late is FaultSite.BPF_OBJECT:
+            return "ENOMEM"
+        made = self.model.create(self._ref_ns(task.bpf_ns), t, fail_at)
+        if late is FaultSite.FILE and isinstance(made, RefObj):
+            if holds is not None:  # a program took its map before the fd failed
+                made.maps.append(holds)
+                self.model.get(holds)
+            self.model.put(made)  # the object goes again; its maps after a grace period
+            return "ENOMEM"
+        return made
+
+    def _create(
+        self,
+        task: Task,
+        t: ObjType,
+        call: Any,
+        fail_at: int = 0,
+        late: FaultSite | None = None,
+        holds: RefObj | None = None,
+    ) -> Any:
         """Run a create call and compare its result, ids and failure with the model."""
         before = [(len(ns.idr[t]), ns.idr[t].cursor) for ns in task.bpf_ns.ancestors()]
-        expected = self.model.create(self._ref_ns(task.bpf_ns), t, fail_at)
+        expected = self._expected_create(task, t, fail_at, late, holds)
         try:
             fd = call()
         except BpfnsError as e:
@@ -293,6 +395,49 @@ class BpfnsMachine(RuleBasedStateMachine):
                 f"clone(CLONE_NEWBPF) from level {parent.bpf_ns.level}: {e!r}",
             )
             return multiple()
+        return self._cloned(parent, child, new_ns)
+
+    @rule(target=tasks, parent=tasks)
+    def clone_user(self, parent: Task) -> Any:
+        """``clone3(CLONE_NEWUSER)``: a child without capabilities in the initial user ns.
+
+        It has every capability in its own user namespace, so it may create namespaces,
+        but its bpf() commands are refused (EPERM).
+        """
+        if not parent.alive:
+            return multiple()
+        return self._cloned(parent, parent.clone(CLONE_NEWUSER), False)
+
+    @rule(target=tasks, parent=tasks, new_ns=st.booleans(), n=st.integers(1, 8))
+    def clone_failing(self, parent: Task, new_ns: bool, n: int) -> Any:
+        """``clone3`` with its n-th allocation failing: ENOMEM, and nothing changes."""
+        if not parent.alive or (new_ns and parent.bpf_ns.level >= self.max_level):
+            return multiple()
+        census = self._census()
+        self.k.faults.fail_nth(n)
+        try:
+            child = parent.clone(CLONE_NEWBPF if new_ns else 0)
+        except BpfnsError as e:
+            self.expect("failures match the model", e.errorcode == "ENOMEM", repr(e))
+            self.expect("failed operations are atomic", self._census() == census, "clone")
+            return multiple()
+        finally:
+            self.k.faults.disarm()
+        return self._cloned(parent, child, new_ns)
+
+    def _census(self) -> tuple[int, ...]:
+        """Counts a failed clone must leave as they were (cheap: no id walks)."""
+        k = self.k
+        return (
+            len(k.tasks()),
+            len(k.namespaces()),
+            len(k.user_namespaces()),
+            k.init_user_ns.count(UcountType.BPF_NAMESPACES, 0),
+            sum(len(self.fd_of[t]) for t in k.tasks() if t in self.fd_of),
+        )
+
+    def _cloned(self, parent: Task, child: Task, new_ns: bool) -> Task:
+        """Check and track a new child of ``parent``."""
         expected_ns = parent.bpf_ns if not new_ns else child.bpf_ns
         self.expect(
             "namespace tree",
@@ -320,6 +465,11 @@ class BpfnsMachine(RuleBasedStateMachine):
         """``exit``: namespaces first, then every fd (the RFC's D8 order)."""
         if task is self.k.init_task or not task.alive:
             return task if task.alive else multiple()
+        if any(p.task is task for p in self.pending):
+            with contextlib.suppress(ValueError):  # inside BPF_LINK_CREATE: refused
+                task.exit()
+            self.expect("a task exits between its syscalls", task.alive, f"{task!r} exited")
+            return task
         files = list(self.fd_of.pop(task).values())
         touched = {self.kobj_of[f.obj] for f in files if f.obj is not None}
         task.exit()
@@ -358,14 +508,42 @@ class BpfnsMachine(RuleBasedStateMachine):
         finally:
             self.k.faults.disarm()
 
-    def _create_holding(self, held: FdRef, kind: FileKind, t: ObjType, call: Any) -> Any:
+    @rule(
+        target=fds,
+        held=fds,
+        late=st.sampled_from([FaultSite.BPF_OBJECT, FaultSite.FILE]),
+        prog=st.booleans(),
+    )
+    def create_failing_late(self, held: FdRef, late: FaultSite, prog: bool) -> Any:
+        """A map or program whose object (BPF_OBJECT) or file (FILE) allocation fails."""
+        if not prog:
+            if not self._live(held):
+                return multiple()
+            task = held.task
+            self.k.faults.fail_nth(1, sites=[late])
+            try:
+                return self._create(task, ObjType.MAP, task.map_create, late=late)
+            finally:
+                self.k.faults.disarm()
+        self.k.faults.fail_nth(1, sites=[late])
+        try:
+            return self._create_holding(
+                held, FileKind.BPF_MAP, ObjType.PROG, lambda t, fd: t.prog_load(maps=(fd,)), late
+            )
+        finally:
+            self.k.faults.disarm()
+
+    def _create_holding(
+        self, held: FdRef, kind: FileKind, t: ObjType, call: Any, late: FaultSite | None = None
+    ) -> Any:
         """Create an object that takes a reference on the one behind ``held``."""
         if not self._live(held) or self._file_kind(held) is not kind:
             return multiple()
         task = held.task
         target = self._file_obj(held)
         assert target is not None
-        made = self._create(task, t, lambda: call(task, held.fd))
+        holds = target if t is ObjType.PROG else None
+        made = self._create(task, t, lambda: call(task, held.fd), late=late, holds=holds)
         if isinstance(made, FdRef):
             ref = self._file_obj(made)
             assert ref is not None
@@ -390,6 +568,72 @@ class BpfnsMachine(RuleBasedStateMachine):
         return self._create_holding(
             prog_fd, FileKind.BPF_PROG, ObjType.LINK, lambda t, fd: t.link_create(fd)
         )
+
+    @rule(target=primers, prog_fd=fds)
+    def prime(self, prog_fd: FdRef) -> Any:
+        """``bpf_link_prime``: the link's ids exist, but lookups say EAGAIN until settled."""
+        if not self._live(prog_fd) or self._file_kind(prog_fd) is not FileKind.BPF_PROG:
+            return multiple()
+        task = prog_fd.task
+        prog = self._file_obj(prog_fd)
+        assert prog is not None
+        expected = self._expected_create(task, ObjType.LINK, 0, None)
+        try:
+            primer = task.link_prime(prog_fd.fd)
+        except BpfnsError as e:
+            self.expect(
+                "failures match the model",
+                isinstance(expected, str) and e.errorcode == expected,
+                f"{e!r}, model {expected!r}",
+            )
+            return multiple()
+        assert isinstance(expected, RefObj)
+        self._pair(primer.link, expected)
+        self._check_ids(primer.link, primer.obj_id, expected)
+        expected.prog, expected.settled = prog, False
+        self.model.get(prog)
+        primed = Primed(task, primer, expected)
+        self.pending.append(primed)
+        return primed
+
+    @rule(target=fds, primed=consumes(primers))
+    def settle(self, primed: Primed) -> Any:
+        """``bpf_link_settle``: the link is published and gets its fd."""
+        self.pending.remove(primed)
+        fd = primed.primer.settle()
+        primed.link.settled = True
+        made = self._track_fd(primed.task, fd, primed.link)
+        self.info(made)
+        return made
+
+    @rule(primed=consumes(primers))
+    def cleanup(self, primed: Primed) -> None:
+        """``bpf_link_cleanup``: the attachment failed; the link and its ids go."""
+        self.pending.remove(primed)
+        primed.primer.cleanup()
+        self._freed(self.model.put(primed.link))
+
+    @rule(task=tasks, which=st.integers(0, len(MISUSES) - 1))
+    def misuse(self, task: Task, which: int) -> None:
+        """A call no C caller could make, or one with another Kernel's objects.
+
+        It must be refused with TypeError, ValueError or EBADF, and change nothing.
+        """
+        if not task.alive:
+            return
+        before = self.k.snapshot() if self._small() else None
+        error = run_misuse(which, task, self.other)
+        self.expect(
+            "bad input gets a clear error",
+            isinstance(error, TypeError | ValueError | BpfnsError),
+            f"{MISUSES[which][0]}: {error!r}",
+        )
+        if before is not None:
+            self.expect(
+                "failed operations are atomic",
+                self.k.snapshot() == before,
+                f"{MISUSES[which][0]} changed the world",
+            )
 
     def _file_kind(self, ref: FdRef) -> FileKind:
         return ref.task._fdget(ref.fd).kind
@@ -468,9 +712,13 @@ class BpfnsMachine(RuleBasedStateMachine):
         """GET_NEXT_ID from ``start``: the next few ids equal the model's."""
         if not task.alive:
             return
+        get_next = getattr(task, f"{t.name.lower()}_get_next_id")
+        if not self._may_look_up(task):
+            refused = errorcode_of(lambda: get_next(start))
+            self.expect("capabilities gate lookups", refused == "EPERM", f"{task!r}: {refused}")
+            return
         got: list[int] = []
         cur = start
-        get_next = getattr(task, f"{t.name.lower()}_get_next_id")
         while len(got) < _WALK_LIMIT:
             try:
                 cur = get_next(cur)
@@ -495,15 +743,23 @@ class BpfnsMachine(RuleBasedStateMachine):
         if not task.alive:
             return multiple()
         want = self._ref_ns(task.bpf_ns).ids[t].get(nr)
+        expected = "ENOENT" if want is None else None if want.settled else "EAGAIN"
+        if not self._may_look_up(task):
+            expected = "EPERM"
         try:
             fd = getattr(task, f"{t.name.lower()}_get_fd_by_id")(nr)
         except BpfnsError as e:
             self.expect(
                 "lookups stay in the caller's namespace",
-                want is None and e.errorcode == "ENOENT",
+                expected is not None and e.errorcode == expected,
                 f"{t.name} {nr} in {task.bpf_ns.label()}: {e!r}, model has {want}",
             )
             return multiple()
+        self.expect(
+            "lookups stay in the caller's namespace",
+            expected is None,
+            f"{t.name} {nr} in {task.bpf_ns.label()} opened; the model expects {expected}",
+        )
         obj = task._fdget(fd).obj
         self.expect(
             "lookups stay in the caller's namespace",
@@ -531,8 +787,10 @@ class BpfnsMachine(RuleBasedStateMachine):
         )
 
     def teardown(self) -> None:
-        """The whole-world check, once per example."""
-        if self.check_at_teardown and not self.k.tainted:
+        """The whole-world check, once per example; then nothing may leak."""
+        if self._failed or self.k.tainted:
+            return  # the example already failed: keep its error
+        if self.check_at_teardown:
             self.k.check()
         if self.trace:
             again = replay(self.k.trace)
@@ -541,3 +799,7 @@ class BpfnsMachine(RuleBasedStateMachine):
                 again.snapshot() == self.k.snapshot(),
                 "replay(k.trace) built a different world",
             )
+        if self.check_leftovers:
+            self.k.teardown()
+            left = self.k.leftovers()
+            self.expect("nothing leaks", left == [], "; ".join(map(str, left)))

@@ -49,6 +49,8 @@ class RefObj:
     refs: int = 1
     maps: list[RefObj] = attrs.field(factory=list)
     prog: RefObj | None = None
+    #: False for a link between ``link_prime`` and ``settle``: lookups say EAGAIN.
+    settled: bool = True
 
 
 @attrs.define
