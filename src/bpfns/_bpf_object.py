@@ -278,7 +278,7 @@ class LinkPrimer:
         """
         k = self.link.kernel
         self._finish("cleanup")
-        with k._syscall(self.task, "bpf_link_cleanup"):
+        with self.task._enter("bpf_link_cleanup"):
             free_obj_id(k, self.obj_id, ObjType.LINK, _nested=True)
             self.files.put_unused(self.fd)
             self.link.holders["file"] = 0

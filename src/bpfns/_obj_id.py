@@ -328,6 +328,10 @@ class KernelObjId(ObjId):
     """
 
 
+#: The handle classes of a record: a caller's, and a bpf() command's.
+_HANDLE: type[ObjId] = ObjId
+_KERNEL_HANDLE: type[ObjId] = KernelObjId
+
 # -- alloc and free ---------------------------------------------------------------------
 
 
@@ -470,11 +474,14 @@ def alloc_obj_id(
         return _alloc_careful(k, ns, obj, type, _nested)
     if k.faults.armed:
         return _alloc_careful(k, ns, obj, type, _nested)
-    if not _nested:
+    if _nested:  # the record of a bpf() command's object
+        cls = _KERNEL_HANDLE
+    else:
         k._step += 1
+        cls = _HANDLE
     freelist = ns._id_freelist  # kmem_cache_alloc, inline
     slot = freelist.pop() if freelist else ns.obj_id_cachep.alloc(None)
-    handle = _new(KernelObjId if _nested else ObjId)  # ObjId(slot, type, obj), no __init__
+    handle = _new(cls)  # ObjId(slot, type, obj), without the __init__ frame
     handle._slot = slot
     handle.type = type
     handle.obj = obj

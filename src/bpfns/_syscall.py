@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from ._args import check_int, check_str
@@ -103,6 +104,10 @@ class BpfCommands:
 
     def _task(self) -> Task:
         return self  # type: ignore[return-value]
+
+    def _enter(self, name: str) -> AbstractContextManager[None]:
+        """Enter syscall ``name`` as this task (``current``, one step; see Kernel)."""
+        return self.kernel._syscall(self._task(), name)
 
     def _bpf_capable(self, what: str) -> None:
         """``bpf_capable()``: CAP_BPF or CAP_SYS_ADMIN (unprivileged BPF is disabled)."""
@@ -307,7 +312,7 @@ class BpfCommands:
         (1, (1,))
         """
         k = self.kernel
-        with k._syscall(self._task(), "bpf(BPF_PROG_LOAD)"):
+        with self._enter("bpf(BPF_PROG_LOAD)"):
             prog_type = check_int("prog_type", prog_type, 0, U32_MAX, "u32")
             name = check_str("name", name)
             if not isinstance(maps, tuple | list):
@@ -369,7 +374,7 @@ class BpfCommands:
         """
         k = self.kernel
         task = self._task()
-        with k._syscall(task, "bpf(BPF_LINK_CREATE)"):
+        with self._enter("bpf(BPF_LINK_CREATE)"):
             check_int("prog_fd", prog_fd, INT_MIN, INT_MAX, "int")
             link_type = check_int("link_type", link_type, 0, U32_MAX, "u32")
             prog: BpfProg = self._bpf_file(prog_fd, (FileKind.BPF_PROG,)).obj
@@ -459,7 +464,7 @@ class BpfCommands:
         1
         """
         k = self.kernel
-        with k._syscall(self._task(), "sendmsg(SCM_RIGHTS)"):
+        with self._enter("sendmsg(SCM_RIGHTS)"):
             check_int("fd", fd, INT_MIN, INT_MAX, "int")
             receiver = k._own_task(to, "to")
             file = self._fdget(fd)
@@ -487,7 +492,7 @@ class BpfCommands:
         1
         """
         k = self.kernel
-        with k._syscall(self._task(), "bpf(BPF_OBJ_PIN)"):
+        with self._enter("bpf(BPF_OBJ_PIN)"):
             check_int("fd", fd, INT_MIN, INT_MAX, "int")
             check_str("path", path)
             obj: BpfObject = self._bpf_file(fd).obj
@@ -510,7 +515,7 @@ class BpfCommands:
         'pinned'
         """
         k = self.kernel
-        with k._syscall(self._task(), "bpf(BPF_OBJ_GET)"):
+        with self._enter("bpf(BPF_OBJ_GET)"):
             obj = k.bpffs.lookup(path)
             k.faults.inject(_FILE)
             assert self.files is not None
@@ -532,16 +537,15 @@ class BpfCommands:
         []
         """
         k = self.kernel
-        with k._syscall(self._task(), "unlink"):
+        with self._enter("unlink"):
             k.bpffs.unlink(path)
 
     # -- ids --------------------------------------------------------------------------
 
     def _get_next_id(self, type_: ObjType, start_id: int) -> int:
         """``bpf_obj_get_next_id``: the first id above ``start_id`` in the caller's ns."""
-        k = self.kernel
         cmd = f"BPF_{type_.name}_GET_NEXT_ID"
-        with k._syscall(self._task(), f"bpf({cmd})"):
+        with self._enter(f"bpf({cmd})"):
             check_int("start_id", start_id, 0, U32_MAX, "u32")
             if start_id >= INT_MAX:
                 raise BpfnsError(errno.EINVAL, f"{cmd}: start_id {start_id} >= INT_MAX")
@@ -594,7 +598,7 @@ class BpfCommands:
     def _get_fd_by_id(self, type_: ObjType, id_: int, open_flags: int = 0) -> int:
         k = self.kernel
         cmd = f"BPF_{type_.name}_GET_FD_BY_ID"
-        with k._syscall(self._task(), f"bpf({cmd})"):
+        with self._enter(f"bpf({cmd})"):
             check_int("id", id_, 0, U32_MAX, "u32")
             check_int("open_flags", open_flags, 0, U32_MAX, "u32")
             if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY) or (
@@ -674,7 +678,7 @@ class BpfCommands:
         MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine')
         """
         k = self.kernel
-        with k._syscall(self._task(), "bpf(BPF_OBJ_GET_INFO_BY_FD)"):
+        with self._enter("bpf(BPF_OBJ_GET_INFO_BY_FD)"):
             return object_info(k, self._bpf_file(fd).obj)
 
     @traced
@@ -696,7 +700,7 @@ class BpfCommands:
         map_id: 1
         """
         k = self.kernel
-        with k._syscall(self._task(), "read(/proc/pid/fdinfo)"):
+        with self._enter("read(/proc/pid/fdinfo)"):
             check_int("fd", fd, INT_MIN, INT_MAX, "int")
             file = k._own_task(owner, "owner")._fdget(fd)
             return _fdinfo(k, file)

@@ -307,7 +307,7 @@ class Task(BpfCommands):
         (1, 0)
         """
         k = self.kernel
-        with k._syscall(self, "clone3" if not legacy else "clone"):
+        with self._enter("clone3" if not legacy else "clone"):
             flags = check_int("flags", flags, 0, 2**64 - 1, "u64")
             if check_bool("legacy", legacy):
                 flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
@@ -424,7 +424,7 @@ class Task(BpfCommands):
         1
         """
         k = self.kernel
-        with k._syscall(self, "unshare"):
+        with self._enter("unshare"):
             flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
             ns_label = check_label("ns_name", ns_name)
             if flags & ~_UNSHARE_OK:
@@ -507,7 +507,7 @@ class Task(BpfCommands):
         bpfns._errors.BpfnsError: [EOPNOTSUPP: ...
         """
         k = self.kernel
-        with k._syscall(self, "setns"):
+        with self._enter("setns"):
             check_int("fd", fd, -(2**31), 2**31 - 1, "int")
             nstype = c_int(check_int("nstype", nstype, -(2**31), 2**64 - 1, "int"))
             file = self._fdget(fd)
@@ -554,8 +554,7 @@ class Task(BpfCommands):
         >>> t.exit(); ns.state
         NsState.DESTROYED
         """
-        k = self.kernel
-        with k._syscall(self, "exit"):
+        with self._enter("exit"):
             self._require_no_primer("exit")
             self._exiting = True
             self._do_exit()
@@ -617,7 +616,7 @@ class Task(BpfCommands):
         (True, True)
         """
         k = self.kernel
-        with k._syscall(self, "open(/proc/pid/ns/bpf)"):
+        with self._enter("open(/proc/pid/ns/bpf)"):
             target = self if pid is None else k.find_task(pid)
             ns = target.bpf_ns
             k.faults.inject(FaultSite.FILE)
@@ -648,7 +647,7 @@ class Task(BpfCommands):
         '0x400000000'
         """
         k = self.kernel
-        with k._syscall(self, "ioctl(nsfs)"):
+        with self._enter("ioctl(nsfs)"):
             check_int("fd", fd, -(2**31), 2**31 - 1, "int")
             request = check_int("request", request, 0, U32_MAX, "unsigned int")
             file = self._fdget(fd)
@@ -700,7 +699,7 @@ class Task(BpfCommands):
         0
         """
         k = self.kernel
-        with k._syscall(self, "pidfd_open"):
+        with self._enter("pidfd_open"):
             target = k.find_task(pid)
             k.faults.inject(FaultSite.FILE)
             assert self.files is not None
