@@ -72,8 +72,10 @@ class KernelBug(Exception):  # noqa: N818 - the kernel's own word for an oops
     """The sanitizer caught the simulated kernel touching memory it must not.
 
     ``e.report`` is the :class:`bpfns.Report` that was also appended to
-    :attr:`bpfns.Kernel.reports`. Construct a kernel with ``on_bug="record"`` to keep
-    going with the consequence the C code would have instead of raising.
+    :attr:`bpfns.Kernel.reports`. The task whose call hit the bug is killed, as the
+    kernel kills a task that oopses: it exits (or, if it was exiting already, dies
+    where it stood). Construct a kernel with ``on_bug="record"`` to keep going with the
+    consequence the C code would have instead of raising.
     """
 
     def __init__(self, report: Report) -> None:

@@ -41,7 +41,7 @@ from ._policy import ObjIdPolicy, PidPolicy
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Report, Sanitizer
 from ._slab import KmemCache, Slot
-from ._snapshot import Leftover, Snapshot
+from ._snapshot import Leftover, Snapshot, World, find_leftovers, take_snapshot
 from ._syscall import vnr_namespace
 from ._task import Nsproxy, Task, check_tasks, make_task_dead
 from ._trace import TaskCreated, Trace, Tracer, traced
@@ -532,80 +532,7 @@ class Kernel:
         >>> k.snapshot() == before, k.snapshot().inums
         (False, ())
         """
-        users = {u: i for i, u in enumerate(self.user_namespaces())}
-        objects = {o: i for i, o in enumerate(self._bpf_objects)}
-        tables: dict[int, tuple[int, FdTable]] = {}
-        for t in self.tasks():
-            if t.files is not None and id(t.files) not in tables:
-                tables[id(t.files)] = (len(tables), t.files)
-        spaces = self.namespaces()
-        caches: list[KmemCache[Any]] = [self._ns_cache, *self._obj_id_caches.values()]
-        return Snapshot(
-            namespaces=tuple(
-                (
-                    ns.inum,
-                    ns.level,
-                    None if ns.parent is None else ns.parent.inum,
-                    ns.state.value,
-                    ns.refcount,
-                    _nonzero(ns.holders),
-                    tuple(tuple(idr.ids()) for idr in ns.idr),
-                )
-                for ns in spaces
-            ),
-            cursors=tuple((ns.inum, tuple(idr.cursor for idr in ns.idr)) for ns in spaces),
-            user_namespaces=tuple(
-                (
-                    i,
-                    u.level,
-                    None if u.parent is None else users[u.parent],
-                    u.owner,
-                    u.refcount,
-                    _nonzero(u.holders),
-                )
-                for u, i in users.items()
-            ),
-            ucounts=tuple(
-                sorted(
-                    (users.get(uc.ns, -1), uc.uid, tuple(uc.counts))
-                    for uc in all_ucounts(self.init_user_ns)
-                    if any(uc.counts)
-                )
-            ),
-            caches=tuple(sorted(c.name for c in caches)),
-            slabs=tuple(sorted((c.name, c.active) for c in caches if c.active)),
-            rcu_pending=self._rcu.pending,
-            inums=tuple(self._inum_ida.ids()),
-            tasks=tuple(
-                (
-                    t.pid,
-                    t.tgid,
-                    t.bpf_ns.inum,
-                    users.get(t.cred.user_ns, -1),
-                    t.cred.euid,
-                    tuple(sorted(t.cred.caps)),
-                    tables[id(t.files)][0],
-                )
-                for t in self.tasks()
-            ),
-            files=tuple(
-                (
-                    i,
-                    table.count,
-                    tuple((fd, _file_row(f, objects, users)) for fd, f in table.items()),
-                    tuple(table.reserved()),
-                )
-                for i, table in tables.values()
-            ),
-            objects=tuple(
-                (i, o.TYPE.name, o.id, o.refcnt, _nonzero(o.holders), o.name)
-                for o, i in objects.items()
-            ),
-            primers=tuple((p.task.pid, p.fd, p.id) for p in self._primers),
-            pins=tuple((path, objects.get(obj, -1)) for path, obj in self.bpffs.items()),
-            dmesg=tuple(self.dmesg),
-            audit=tuple(attrs.astuple(r) for r in self.audit_log),
-        )
+        return take_snapshot(self._world(), self.slabinfo(), tuple(self._inum_ida.ids()))
 
     def leftovers(self) -> list[Leftover]:
         """What is still live beyond this Kernel's initial state, as :class:`bpfns.Leftover`.
@@ -626,41 +553,33 @@ class Kernel:
         >>> k.teardown(); k.leftovers()
         []
         """
-        return [*self._task_leftovers(), *self._namespace_leftovers(), *self._object_leftovers()]
+        raw = [h for h in self._live_obj_ids() if not isinstance(h.obj, BpfObject)]
+        return find_leftovers(self._world(), raw)
 
-    def _task_leftovers(self) -> list[Leftover]:
-        out = [Leftover("task", repr(t)) for t in self.tasks() if t is not self.init_task]
-        init = self.init_task
-        if init.files is None:  # init has exited (teardown): it holds nothing
-            return out
-        for fd, f in init.files.items():
-            out.append(Leftover("fd", f"init_task fd {fd}: {f.kind.value} {f.obj!r}"))
-        out += [Leftover("reserved fd", f"init_task fd {fd}") for fd in init.files.reserved()]
-        return out
+    def _world(self) -> World:
+        """Everything this Kernel holds, as the lists a :class:`bpfns.Snapshot` reads."""
+        return World(
+            init_task=self.init_task,
+            tasks=self.tasks(),
+            namespaces=self.namespaces(),
+            user_namespaces=self.user_namespaces(),
+            ucounts=all_ucounts(self.init_user_ns),
+            objects=self.bpf_objects(),
+            primers=self.link_primers(),
+            pins=self.bpffs.items(),
+            rcu_pending=self.rcu_pending,
+            dmesg=tuple(self.dmesg),
+            audit=tuple(self.audit_log),
+        )
 
-    def _namespace_leftovers(self) -> list[Leftover]:
-        out = [Leftover("namespace", f"{ns!r} held by {ns.holders}") for ns in self._namespaces]
-        for u in self.user_namespaces()[1:]:
-            out.append(Leftover("user namespace", f"{u!r} held by {u.holders}"))
-        refs = self.init_user_ns.holders.get("ref", 0)
-        if refs:
-            out.append(Leftover("user namespace reference", f"{refs} on init_user_ns (get())"))
-        for uc in all_ucounts(self.init_user_ns):
-            where = f"uid {uc.uid} in user ns level {uc.ns.level} (owner {uc.ns.owner})"
-            for kind, n in zip(UcountType, uc.counts, strict=True):
-                if n:
-                    out.append(Leftover("ucount", f"{where}: {kind.sysctl}={n}"))
-        return out
+    def slabinfo(self) -> list[tuple[str, int]]:
+        """``/proc/slabinfo``, reduced: ``(cache, objects allocated)`` for every cache.
 
-    def _object_leftovers(self) -> list[Leftover]:
-        out = [Leftover("bpf object", f"{o!r} held by {o.holders}") for o in self._bpf_objects]
-        for handle in self._live_obj_ids():
-            if not isinstance(handle.obj, BpfObject):
-                out.append(Leftover("id record", f"{handle!r} of {handle.obj!r}"))
-        out += [Leftover("pin", f"{path} -> {obj!r}") for path, obj in self.bpffs.items()]
-        out += [Leftover("link primer", repr(p)) for p in self._primers]
-        out += [Leftover("rcu callback", what) for what in self._rcu.pending]
-        return out
+        >>> Kernel().slabinfo()
+        [('bpf_namespace', 0), ('pid', 0)]
+        """
+        caches: list[KmemCache[Any]] = [self._ns_cache, *self._obj_id_caches.values()]
+        return sorted((c.name, c.active) for c in caches)
 
     @traced
     def teardown(self) -> None:
@@ -875,22 +794,3 @@ class Kernel:
                 f"{self._ns_cache.active} namespace objects allocated, "
                 f"{len(self._namespaces)} namespaces not yet freed",
             )
-
-
-def _nonzero(holders: dict[str, int]) -> tuple[tuple[str, int], ...]:
-    """The holders that hold a reference now, sorted (a holder at 0 is none)."""
-    return tuple(sorted((k, v) for k, v in holders.items() if v))
-
-
-def _file_row(file: File, objects: dict[BpfObject, int], users: dict[UserNamespace, int]) -> Any:
-    """What an open file refers to, in a Snapshot: a kind and a kernel-independent name."""
-    obj = file.obj
-    if isinstance(obj, BpfObject):
-        target: object = objects.get(obj, -1)
-    elif isinstance(obj, Namespace):
-        target = obj.inum
-    elif isinstance(obj, UserNamespace):
-        target = users.get(obj, -1)
-    else:
-        target = obj.pid if obj.alive else -1  # a pidfd's task
-    return (file.kind.value, target, file.count)

@@ -16,7 +16,23 @@ from typing import Any
 
 import attrs
 
-__all__ = ["FAILED_CALL_LEAVES", "LeftBehind", "Leftover", "Snapshot", "left_behind_by"]
+from ._bpf_namespace import Namespace
+from ._bpf_object import AuditRecord, BpfObject, LinkPrimer
+from ._files import FdTable, File
+from ._obj_id import ObjId
+from ._task import Task
+from ._ucount import Ucounts, UcountType, UserNamespace
+
+__all__ = [
+    "FAILED_CALL_LEAVES",
+    "LeftBehind",
+    "Leftover",
+    "Snapshot",
+    "World",
+    "find_leftovers",
+    "left_behind_by",
+    "take_snapshot",
+]
 
 
 @attrs.frozen
@@ -202,3 +218,151 @@ class Leftover:
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.what}"
+
+
+@attrs.frozen
+class World:
+    """What one Kernel holds, in the order its public views list it.
+
+    The snapshot and the leftovers are built from this alone, so they see exactly what
+    the Kernel's public views show.
+    """
+
+    init_task: Task
+    tasks: list[Task]
+    namespaces: list[Namespace]
+    user_namespaces: list[UserNamespace]
+    ucounts: list[Ucounts]
+    objects: list[BpfObject]
+    primers: list[LinkPrimer]
+    pins: list[tuple[str, BpfObject]]
+    rcu_pending: tuple[str, ...]
+    dmesg: tuple[str, ...]
+    audit: tuple[AuditRecord, ...]
+
+
+def take_snapshot(w: World, slabinfo: list[tuple[str, int]], inums: tuple[int, ...]) -> Snapshot:
+    """The :class:`Snapshot` of a world: objects named by creation order, not identity."""
+    users = {u: i for i, u in enumerate(w.user_namespaces)}
+    objects = {o: i for i, o in enumerate(w.objects)}
+    tables: dict[int, tuple[int, FdTable]] = {}
+    for t in w.tasks:
+        if t.files is not None and id(t.files) not in tables:
+            tables[id(t.files)] = (len(tables), t.files)
+    return Snapshot(
+        namespaces=tuple(
+            (
+                ns.inum,
+                ns.level,
+                None if ns.parent is None else ns.parent.inum,
+                ns.state.value,
+                ns.refcount,
+                _nonzero(ns.holders),
+                tuple(tuple(idr.ids()) for idr in ns.idr),
+            )
+            for ns in w.namespaces
+        ),
+        cursors=tuple((ns.inum, tuple(idr.cursor for idr in ns.idr)) for ns in w.namespaces),
+        user_namespaces=tuple(
+            (
+                i,
+                u.level,
+                None if u.parent is None else users[u.parent],
+                u.owner,
+                u.refcount,
+                _nonzero(u.holders),
+            )
+            for u, i in users.items()
+        ),
+        ucounts=tuple(
+            sorted(
+                (users.get(uc.ns, -1), uc.uid, tuple(uc.counts))
+                for uc in w.ucounts
+                if any(uc.counts)
+            )
+        ),
+        caches=tuple(name for name, _ in slabinfo),
+        slabs=tuple((name, active) for name, active in slabinfo if active),
+        rcu_pending=w.rcu_pending,
+        inums=inums,
+        tasks=tuple(
+            (
+                t.pid,
+                t.tgid,
+                t.bpf_ns.inum,
+                users.get(t.cred.user_ns, -1),
+                t.cred.euid,
+                tuple(sorted(t.cred.caps)),
+                tables[id(t.files)][0],
+            )
+            for t in w.tasks
+        ),
+        files=tuple(
+            (
+                i,
+                table.count,
+                tuple((fd, _file_row(f, objects, users)) for fd, f in table.items()),
+                tuple(table.reserved()),
+            )
+            for i, table in tables.values()
+        ),
+        objects=tuple(
+            (i, o.TYPE.name, o.id, o.refcnt, _nonzero(o.holders), o.name)
+            for o, i in objects.items()
+        ),
+        primers=tuple((p.task.pid, p.fd, p.id) for p in w.primers),
+        pins=tuple((path, objects.get(obj, -1)) for path, obj in w.pins),
+        dmesg=w.dmesg,
+        audit=tuple(attrs.astuple(r) for r in w.audit),
+    )
+
+
+def find_leftovers(w: World, raw_records: list[ObjId]) -> list[Leftover]:
+    """What ``w`` holds beyond a fresh Kernel (:meth:`bpfns.Kernel.leftovers`).
+
+    ``raw_records`` are the live id records that no BPF object owns (made with
+    ``Kernel.alloc_obj_id``).
+    """
+    out = [Leftover("task", repr(t)) for t in w.tasks if t is not w.init_task]
+    files = w.init_task.files
+    if files is not None:  # None once init has exited (teardown): it holds nothing
+        for fd, f in files.items():
+            out.append(Leftover("fd", f"init_task fd {fd}: {f.kind.value} {f.obj!r}"))
+        out += [Leftover("reserved fd", f"init_task fd {fd}") for fd in files.reserved()]
+    for ns in w.namespaces[1:]:
+        out.append(Leftover("namespace", f"{ns!r} held by {ns.holders}"))
+    for u in w.user_namespaces[1:]:
+        out.append(Leftover("user namespace", f"{u!r} held by {u.holders}"))
+    refs = w.user_namespaces[0].holders.get("ref", 0)
+    if refs:
+        out.append(Leftover("user namespace reference", f"{refs} on init_user_ns (get())"))
+    for uc in w.ucounts:
+        where = f"uid {uc.uid} in user ns level {uc.ns.level} (owner {uc.ns.owner})"
+        for kind, n in zip(UcountType, uc.counts, strict=True):
+            if n:
+                out.append(Leftover("ucount", f"{where}: {kind.sysctl}={n}"))
+    out += [Leftover("bpf object", f"{o!r} held by {o.holders}") for o in w.objects]
+    out += [Leftover("id record", f"{h!r} of {h.obj!r}") for h in raw_records]
+    out += [Leftover("pin", f"{path} -> {obj!r}") for path, obj in w.pins]
+    out += [Leftover("link primer", repr(p)) for p in w.primers]
+    out += [Leftover("rcu callback", what) for what in w.rcu_pending]
+    return out
+
+
+def _nonzero(holders: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """The holders that hold a reference now, sorted (a holder at 0 is none)."""
+    return tuple(sorted((k, v) for k, v in holders.items() if v))
+
+
+def _file_row(file: File, objects: dict[BpfObject, int], users: dict[UserNamespace, int]) -> Any:
+    """What an open file refers to, in a Snapshot: a kind and a kernel-independent name."""
+    obj = file.obj
+    if isinstance(obj, BpfObject):
+        target: object = objects.get(obj, -1)
+    elif isinstance(obj, Namespace):
+        target = obj.inum
+    elif isinstance(obj, UserNamespace):
+        target = users.get(obj, -1)
+    else:
+        target = obj.pid if obj.alive else -1  # a pidfd's task
+    return (file.kind.value, target, file.count)
