@@ -143,9 +143,9 @@ class Kernel:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.behavior, Behavior):
             raise TypeError(f"behavior must be a bpfns.Behavior, not {self.behavior!r}")
-        check_int("id_end", self.id_end, 2, INT_MAX, "int")
-        check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
-        check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
+        self.id_end = check_int("id_end", self.id_end, 2, INT_MAX, "int")
+        self.max_level = check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
+        self.ucount_max = check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
         if not isinstance(self._trace_on, bool):
             raise TypeError(f"trace must be True or False, not {self._trace_on!r}")
         tracer = self._tracer = Tracer() if self._trace_on else None

@@ -44,6 +44,10 @@ class LeftBehind:
         fields: the :class:`Snapshot` fields it may change.
         why: what stays, and why the kernel leaves it.
         calls: the calls that can leave it, by name.
+
+    >>> from bpfns import FAILED_CALL_LEAVES
+    >>> [(row.name, row.fields) for row in FAILED_CALL_LEAVES][:2]
+    [('burned ids', ('cursors',)), ('per-level id cache', ('caches',))]
     """
 
     name: str

@@ -202,9 +202,9 @@ class Task(BpfCommands):
         """
         target = check_instance("ns", ns, UserNamespace, "a bpfns.UserNamespace")
         if not target.same_kernel(self.kernel.init_user_ns):
-            raise ValueError(f"ns_capable: {target!r} belongs to another Kernel")
+            raise ValueError(f"ns: {target!r} belongs to another Kernel")
         if not target.alive:
-            raise ValueError(f"ns_capable: {target!r} was freed; use a live user namespace")
+            raise ValueError(f"ns: {target!r} was freed; use a live user namespace")
         return cap_capable(self.cred, target, _cap(cap))
 
     def _fdget(self, fd: int) -> File:
@@ -253,7 +253,7 @@ class Task(BpfCommands):
         False
         """
         self._require_alive()
-        check_int("euid", euid, 0, U32_MAX - 1, "uid")
+        euid = check_int("euid", euid, 0, U32_MAX - 1, "uid")
         caps = self.cred.caps
         if self.cred.euid == 0 and euid != 0:
             caps = frozenset()
@@ -295,8 +295,8 @@ class Task(BpfCommands):
                 when a namespace is created; ENOMEM when an injected allocation fails;
                 the errors of ``copy_bpfns`` and ``create_user_ns``.
             ValueError: if the task has exited; TypeError/ValueError for bad flags.
-            TypeError, ValueError: if ``name`` or ``ns_name`` is not a label (a str
-                without ``/``) or None, or ``legacy`` not a bool.
+            TypeError: if ``name`` or ``ns_name`` is neither a str nor None, or
+                ``legacy`` is not a bool.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> k = Kernel()
@@ -414,7 +414,8 @@ class Task(BpfCommands):
                 CLONE_NEWUSER|CLONE_NEWBPF; EPERM without CAP_SYS_ADMIN in the (possibly
                 new) user namespace; ENOMEM when an injected allocation fails; the
                 errors of ``copy_bpfns``. Nothing changes on failure.
-            TypeError, ValueError: for bad flags, or an ``ns_name`` that is not a label.
+            TypeError, ValueError: for bad flags; TypeError for an ``ns_name`` that is
+                neither a str nor None.
             ValueError: with CLONE_FILES while this task is inside BPF_LINK_CREATE (a
                 :class:`bpfns.LinkPrimer` of it is pending); settle or clean it up first.
 

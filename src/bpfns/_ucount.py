@@ -243,7 +243,15 @@ class UserNamespace:
         return any(ns is self for ns in other.ancestors())
 
     def same_kernel(self, other: object) -> bool:
-        """Whether ``other`` is a user namespace of the same Kernel as this one."""
+        """Whether ``other`` is a user namespace of the same Kernel as this one.
+
+        >>> from bpfns import Kernel
+        >>> k = Kernel()
+        >>> k.init_user_ns.same_kernel(k.init_user_ns.create_child(owner=1))
+        True
+        >>> k.init_user_ns.same_kernel(Kernel().init_user_ns)
+        False
+        """
         return isinstance(other, UserNamespace) and other.registry is self.registry
 
     def get_max(self, kind: UcountType) -> int:
