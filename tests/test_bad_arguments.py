@@ -494,8 +494,6 @@ NO_ARGUMENTS = {
     "Snapshot": ["without_cursors"],
     "Behavior": ["defects"],
 }  # fmt: skip
-#: Arguments of callables in NO_ARGUMENTS that take any object (nothing to sweep).
-ANY_OBJECT = {"UserNamespace.same_kernel"}
 
 
 def _public_callables() -> Iterator[str]:
@@ -521,7 +519,7 @@ def _public_callables() -> Iterator[str]:
 
 
 def test_the_catalogue_lists_every_public_callable() -> None:
-    listed = set(CASES) | ANY_OBJECT
+    listed = set(CASES)
     listed |= {f"{cls}.{m}" for cls, methods in NO_ARGUMENTS.items() for m in methods}
     missing = sorted(set(_public_callables()) - listed)
     assert missing == [], f"add these to the catalogue of tests/test_bad_arguments.py: {missing}"

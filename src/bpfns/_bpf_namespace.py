@@ -220,10 +220,7 @@ class Namespace:
         >>> k.init_ns.is_ancestor_of(child), child.is_ancestor_of(k.init_ns)
         (True, False)
         """
-        check_instance("other", other, Namespace, "a bpfns.Namespace")
-        if other.kernel is not self.kernel:
-            raise ValueError(f"other: {other!r} belongs to another Kernel")
-        other._require_alive("other")
+        live_namespace(other, "other", self.kernel)
         if other.level < self.level:
             return False
         return next(ns for ns in other.ancestors() if ns.level == self.level) is self
@@ -381,6 +378,21 @@ class Namespace:
             assert self._count > 0
         else:
             assert self._count == 0 and all(idr.is_empty() for idr in self.idr)
+
+
+def live_namespace(value: object, what: str, kernel: object) -> Namespace:
+    """``value`` if it is a live Namespace of ``kernel``; the one check of such arguments.
+
+    Raises:
+        TypeError: if ``value`` is not a Namespace.
+        ValueError: if it belongs to another Kernel or is no longer alive; the message
+            names the argument ``what``.
+    """
+    ns = check_instance(what, value, Namespace, "a bpfns.Namespace")
+    if ns.kernel is not kernel:
+        raise ValueError(f"{what}: {ns!r} belongs to another Kernel")
+    ns._require_alive(what)
+    return ns
 
 
 def _walks(path: tuple[Namespace, ...]) -> tuple[tuple[tuple[int, IdBitmap], ...], ...]:

@@ -30,7 +30,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
@@ -67,8 +67,9 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _write(stream: object, text: str) -> None:
-    stream.write(terminal_safe(text))  # type: ignore[attr-defined]
+def _write(stream: IO[str], text: str) -> None:
+    """Write ``text`` to ``stream`` with its control characters escaped."""
+    stream.write(terminal_safe(text))
 
 
 class _Parser(argparse.ArgumentParser):

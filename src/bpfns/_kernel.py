@@ -11,7 +11,7 @@ from typing import Any, ClassVar, cast
 
 import attrs
 
-from ._args import check_instance, check_int, check_label
+from ._args import check_int, check_label
 from ._behavior import FIXED, RFC, Behavior
 from ._bpf_namespace import (
     CLONE_NEWBPF,
@@ -21,6 +21,7 @@ from ._bpf_namespace import (
     Namespace,
     ObjType,
     create_bpf_namespace,
+    live_namespace,
 )
 from ._bpf_object import (
     AuditRecord,
@@ -53,6 +54,7 @@ from ._ucount import (
     all_ucounts,
     check_user_namespaces,
     get_user_ns,
+    live_user_ns,
     new_init_user_ns,
 )
 
@@ -219,19 +221,6 @@ class Kernel:
         if self.faults.armed and self.faults.should_fail(FaultSite.KMEM_CACHE):
             raise BpfnsError(errno.ENOMEM, "create_bpf_cachep failed (injected failure)")
         return self._new_obj_id_cache(level)
-
-    def _own_ns(self, ns: object, what: str) -> Namespace:
-        """``ns`` if it is a Namespace of this Kernel; ``what`` names the argument."""
-        if not isinstance(ns, Namespace):
-            raise TypeError(f"{what} must be a bpfns.Namespace, not {type(ns).__name__}")
-        if ns.kernel is not self:
-            raise ValueError(f"{what}: {ns!r} belongs to another Kernel")
-        return ns
-
-    def _live_ns(self, ns: object, what: str) -> Namespace:
-        checked = self._own_ns(ns, what)
-        checked._require_alive(what)
-        return checked
 
     def _new_task(
         self, cred: Cred, nsproxy: Nsproxy, files: FdTable, tgid: int, name: str | None
@@ -446,23 +435,14 @@ class Kernel:
         (True, 1)
         """
         flags = check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
-        old = self._live_ns(old_ns, "old_ns")
-        owner = self._live_user_ns(user_ns, "user_ns")
+        old = live_namespace(old_ns, "old_ns", self)
+        owner = live_user_ns(user_ns, "user_ns", self.init_user_ns)
         uid = check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
         label = check_label("name", name)
         self._step += 1
         if not flags & CLONE_NEWBPF:
             return old.get()
         return create_bpf_namespace(self, owner, old, uid, label)
-
-    def _live_user_ns(self, user_ns: object, what: str) -> UserNamespace:
-        """``user_ns`` if it is a live UserNamespace of this Kernel; ``what`` names it."""
-        checked = check_instance(what, user_ns, UserNamespace, "a bpfns.UserNamespace")
-        if not checked.same_kernel(self.init_user_ns):
-            raise ValueError(f"{what}: {checked!r} belongs to another Kernel")
-        if not checked.alive:
-            raise ValueError(f"{what}: {checked!r} was freed; use a live user namespace")
-        return checked
 
     # -- object ids -----------------------------------------------------------------
 
@@ -491,8 +471,8 @@ class Kernel:
         2
         """
         type_ = self._obj_type(type)
-        src = self._live_ns(from_ns, "from_ns")
-        dst = self._live_ns(to_ns, "to_ns")
+        src = live_namespace(from_ns, "from_ns", self)
+        dst = live_namespace(to_ns, "to_ns", self)
         check_int("nr", nr, 0, INT_MAX, "int")
         found = src.idr[type_].find(nr)
         if found is None:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, overload
 
 import attrs
 
-from ._bpf_namespace import Namespace, NsState, ObjType
+from ._bpf_namespace import Namespace, NsState, ObjType, live_namespace
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._radix_tree import FREE
@@ -272,7 +272,7 @@ class ObjId:
         (1, 1, 0)
         """
         k = self._kernel
-        k._live_ns(ns, "ns")
+        live_namespace(ns, "ns", k)
         slot = self._mem("bpf_obj_id_nr_ns")
         if ns.level > slot.level:
             return 0
@@ -369,7 +369,7 @@ def _alloc_careful(k: Kernel, ns: object, obj: object, type: object, nested: boo
         if tracer is not None and not tracer.depth:
             handle: ObjId = tracer.call(alloc_obj_id, k, (ns, obj, type), {})
             return handle
-        ns = k._live_ns(ns, "ns")
+        ns = live_namespace(ns, "ns", k)
         type = k._obj_type(type)
         if obj is None:
             raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")

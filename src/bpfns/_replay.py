@@ -267,9 +267,9 @@ def _decode(
         if isinstance(value, list):
             raise TraceError(source, line, "a list argument must be written {'list': [...]}")
         return value
-    keys = sorted(value)
-    tag = "enum" if keys == ["enum", "name"] else keys[0] if len(keys) == 1 else ""
-    decoder = _DECODERS.get(tag) if tag != "enum" or len(keys) == 2 else None
+    tags = set(value)
+    tag = "enum" if tags == {"enum", "name"} else next(iter(tags)) if len(tags) == 1 else ""
+    decoder = None if tags == {"enum"} else _DECODERS.get(tag)  # an enum needs its name
     if decoder is not None:
 
         def inner(item: Any) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ._args import check_bool, check_instance, check_int, check_label, check_str
+from ._args import check_bool, check_int, check_label, check_str
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, create_bpf_namespace
 from ._capability import ALL_CAPS, Cap, Cred, cap_capable
 from ._errors import BpfnsError, InvariantViolation, KernelBug
@@ -31,7 +31,14 @@ from ._idr import U32_MAX, c_int
 from ._sanitizer import BugKind
 from ._syscall import BpfCommands
 from ._trace import Tracer, traced
-from ._ucount import UcountType, UserNamespace, create_user_ns, get_user_ns, put_user_ns
+from ._ucount import (
+    UcountType,
+    UserNamespace,
+    create_user_ns,
+    get_user_ns,
+    live_user_ns,
+    put_user_ns,
+)
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -200,11 +207,7 @@ class Task(BpfCommands):
             TypeError: if ``ns`` is not a UserNamespace or ``cap`` not a Cap.
             ValueError: if ``ns`` belongs to another Kernel or was freed.
         """
-        target = check_instance("ns", ns, UserNamespace, "a bpfns.UserNamespace")
-        if not target.same_kernel(self.kernel.init_user_ns):
-            raise ValueError(f"ns: {target!r} belongs to another Kernel")
-        if not target.alive:
-            raise ValueError(f"ns: {target!r} was freed; use a live user namespace")
+        target = live_user_ns(ns, "ns", self.kernel.init_user_ns)
         return cap_capable(self.cred, target, _cap(cap))
 
     def _fdget(self, fd: int) -> File:
@@ -344,8 +347,11 @@ class Task(BpfCommands):
     def _copy_files(self, flags: int) -> FdTable:
         """``copy_files``: share the table (CLONE_FILES) or ``dup_fd`` a copy."""
         assert self.files is not None
-        if flags & CLONE_FILES:
-            return self.files.share()
+        return self.files.share() if flags & CLONE_FILES else self._dup_fd()
+
+    def _dup_fd(self) -> FdTable:
+        """``dup_fd``: a copy of this task's file table (an allocation that can fail)."""
+        assert self.files is not None
         self.kernel.faults.inject(FaultSite.FILES)
         return self.files.copy()
 
@@ -457,12 +463,9 @@ class Task(BpfCommands):
         CLONE_NEWUSER, else ``self.cred``) and the nsproxy (``self.nsproxy`` with one
         more reference when nothing new is needed).
         """
-        k = self.kernel
         assert self.files is not None
-        files = None
-        if flags & CLONE_FILES and self.files.count > 1:  # only a shared table is copied
-            k.faults.inject(FaultSite.FILES)
-            files = self.files.copy()
+        shared = flags & CLONE_FILES and self.files.count > 1  # only then is it copied
+        files = self._dup_fd() if shared else None
         try:
             cred = self._copy_creds(CLONE_NEWUSER) if flags & CLONE_NEWUSER else self.cred
             try:
@@ -473,7 +476,7 @@ class Task(BpfCommands):
                 raise
         except BpfnsError:
             if files is not None:
-                files.put(k)
+                files.put(self.kernel)
             raise
 
     def _switch_nsproxy(self, new: Nsproxy | None) -> None:

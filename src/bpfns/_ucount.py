@@ -38,6 +38,7 @@ __all__ = [
     "check_user_namespaces",
     "create_user_ns",
     "get_user_ns",
+    "live_user_ns",
     "put_user_ns",
 ]
 
@@ -236,23 +237,8 @@ class UserNamespace:
         >>> k.init_user_ns.contains(child), child.contains(k.init_user_ns)
         (True, False)
         """
-        check_instance("other", other, UserNamespace, "a bpfns.UserNamespace")
-        if other.registry is not self.registry:
-            raise ValueError(f"other: {other!r} belongs to another Kernel")
-        other._require_alive("other")
+        live_user_ns(other, "other", self)
         return any(ns is self for ns in other.ancestors())
-
-    def same_kernel(self, other: object) -> bool:
-        """Whether ``other`` is a user namespace of the same Kernel as this one.
-
-        >>> from bpfns import Kernel
-        >>> k = Kernel()
-        >>> k.init_user_ns.same_kernel(k.init_user_ns.create_child(owner=1))
-        True
-        >>> k.init_user_ns.same_kernel(Kernel().init_user_ns)
-        False
-        """
-        return isinstance(other, UserNamespace) and other.registry is self.registry
 
     def get_max(self, kind: UcountType) -> int:
         """Read ``/proc/sys/user/max_<type>`` of this namespace.
@@ -339,6 +325,21 @@ class UserNamespace:
         else:
             assert self.level == self.parent.level + 1 and self.parent.alive
             assert self.ucounts is not None and self.ucounts.ns is self.parent
+
+
+def live_user_ns(value: object, what: str, of: UserNamespace) -> UserNamespace:
+    """``value`` if it is a live user namespace of ``of``'s Kernel (the one such check).
+
+    Raises:
+        TypeError: if ``value`` is not a UserNamespace.
+        ValueError: if it belongs to another Kernel or was freed; the message names the
+            argument ``what``.
+    """
+    ns = check_instance(what, value, UserNamespace, "a bpfns.UserNamespace")
+    if ns.registry is not of.registry:
+        raise ValueError(f"{what}: {ns!r} belongs to another Kernel")
+    ns._require_alive(what)
+    return ns
 
 
 def get_user_ns(ns: UserNamespace, holder: str) -> None:

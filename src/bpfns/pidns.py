@@ -26,7 +26,7 @@ import attrs
 
 from ._args import check_int
 from ._behavior import FIXED
-from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
+from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType, live_namespace
 from ._errors import BpfnsError
 from ._kernel import Kernel
 from ._obj_id import ObjId
@@ -74,7 +74,7 @@ class PidKernel:
         >>> pk.create_namespace(pk.root).level
         1
         """
-        live = self.core._live_ns(parent, "parent")
+        live = live_namespace(parent, "parent", self.core)
         return self.core.copy_bpfns(CLONE_NEWBPF, live.user_ns, live)
 
     def set_pid_max(self, ns: Namespace, value: int) -> None:
@@ -89,7 +89,7 @@ class PidKernel:
         >>> pk.set_pid_max(ns, 400); pk.pid_max(ns)
         400
         """
-        live = self.core._live_ns(ns, "ns")
+        live = live_namespace(ns, "ns", self.core)
         value = check_int("value", value, -(2**63), 2**63 - 1, "long")
         if not PID_MAX_MIN <= value <= PID_MAX_LIMIT:
             raise BpfnsError(
@@ -106,7 +106,7 @@ class PidKernel:
         >>> pk.pid_max(pk.root)
         4194304
         """
-        policy = self.core._live_ns(ns, "ns").policy
+        policy = live_namespace(ns, "ns", self.core).policy
         assert isinstance(policy, PidPolicy)
         return policy.pid_max
 
@@ -154,6 +154,6 @@ class PidKernel:
         >>> pk.find_pid(pk.root, 1) is pid
         True
         """
-        live = self.core._live_ns(ns, "ns")
+        live = live_namespace(ns, "ns", self.core)
         found: ObjId | None = live.idr[_PIDS].find(check_int("nr", nr, 0, 2**64 - 1, "pid_t"))
         return found
