@@ -218,8 +218,8 @@ class LinkPrimer:
     its file table, and :meth:`bpfns.Kernel.link_primers` lists the primer.
 
     Attributes:
-        task: the task making the call; ``files`` its file table, holding the reserved
-            ``fd``.
+        task: the task making the call; its file table holds the reserved ``fd``
+            (the task cannot change its table until the call is finished).
         link: the new :class:`bpfns.BpfLink`.
         done: whether :meth:`settle` or :meth:`cleanup` ran.
     """
@@ -229,7 +229,6 @@ class LinkPrimer:
     fd: int
     id: int
     obj_id: ObjId
-    files: FdTable
     done: bool = False
     _trace_kind: ClassVar[str] = "primer"
 
@@ -260,7 +259,7 @@ class LinkPrimer:
         """
         self._finish("settle")
         self.link.id, self.link.obj_id = self.id, self.obj_id
-        self.files.fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
+        self._files().fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
         return self.fd
 
     @traced
@@ -280,12 +279,17 @@ class LinkPrimer:
         self._finish("cleanup")
         with self.task._enter("bpf_link_cleanup"):
             free_obj_id(k, self.obj_id, ObjType.LINK, _nested=True)
-            self.files.put_unused(self.fd)
+            self._files().put_unused(self.fd)
             self.link.holders["file"] = 0
             self.link.refcnt = 0
             k._bpf_objects.pop(self.link, None)
             assert self.link.prog is not None
             self.link.prog._put(k, "link")
+
+    def _files(self) -> FdTable:
+        """The task's file table (a live task has one)."""
+        assert self.task.files is not None
+        return self.task.files
 
     def _finish(self, what: str) -> None:
         """Check that the call can finish, then mark it finished (nothing before)."""
@@ -304,8 +308,7 @@ class LinkPrimer:
         """Assert the invariants of a pending primer."""
         assert self.task.alive, "primers belong to live tasks (its task was killed)"
         assert not self.done
-        assert self.files is self.task.files, "the task changed its file table"
-        assert self.files.is_reserved(self.fd), f"fd {self.fd} is not reserved"
+        assert self._files().is_reserved(self.fd), f"fd {self.fd} is not reserved"
         assert self.link.id == 0 and self.link.obj_id is None, "published before settle"
         assert self.obj_id.live and self.obj_id.obj is self.link and self.obj_id.nr() == self.id
         assert self.link.holders.get("file") == 1, "the primer's anon file owns a reference"
@@ -381,7 +384,7 @@ def check_primers(primers: list[LinkPrimer], tasks: list[Task]) -> None:
     Raises:
         InvariantViolation: naming the reserved fds no primer owns.
     """
-    reserved = {(id(p.files), p.fd) for p in primers}
+    reserved = {(id(p.task.files), p.fd) for p in primers}
     tables = {id(t.files): t.files for t in tasks if t.files is not None}
     for key, table in tables.items():
         stray = [fd for fd in table.reserved() if (key, fd) not in reserved]

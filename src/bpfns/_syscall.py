@@ -395,7 +395,7 @@ class BpfCommands:
             prog._get("link")
             link._get("file")  # the primer's anon file owns the first reference
             k._bpf_objects[link] = None
-            return LinkPrimer(task, link, fd, obj_id.nr(), obj_id, self.files)
+            return LinkPrimer(task, link, fd, obj_id.nr(), obj_id)
 
     @traced
     def link_create(self, prog_fd: int, link_type: int = BPF_LINK_TYPE_PERF_EVENT) -> int:
