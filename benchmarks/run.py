@@ -391,7 +391,7 @@ def scale_world(objects: int, namespaces: int, max_depth: int, seed: int) -> dic
     assert k.namespaces() == [k.init_ns], "namespaces left behind"
     assert all(idr.is_empty() and not idr.ids() for idr in k.init_ns.idr), "ids left behind"
     assert all(not any(uc.counts) for uc in all_ucounts(k.init_user_ns)), "ucounts left"
-    assert all(cache.active == 0 for cache in k._obj_id_caches.values()), "records left"
+    assert all(cache.active == 0 for cache in k.obj_id_caches.values()), "records left"
     assert not k.rcu_pending
     k.check()
     return {

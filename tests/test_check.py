@@ -138,7 +138,7 @@ def test_ucount_not_matching_live_namespaces() -> None:
 
 def test_inode_number_leaked() -> None:
     k, _, _ = world()
-    k._inum_ida.alloc()
+    k.inum_ida.alloc()
     expect(k, "inode numbers distinct and allocated")
 
 
@@ -163,13 +163,13 @@ def test_task_without_nsproxy() -> None:
 
 def test_pid_pointing_elsewhere() -> None:
     k, t = busy()
-    k._pid_idr.replace(k.init_task, t.pid)
+    k.pid_idr.replace(k.init_task, t.pid)
     expect(k, "pids map to their tasks")
 
 
 def test_pid_outliving_its_task() -> None:
     k, _ = busy()
-    k._pid_idr.alloc("ghost", 100, 101)
+    k.pid_idr.alloc("ghost", 100, 101)
     expect(k, "pids map to their tasks")
 
 
@@ -215,9 +215,9 @@ def test_object_lost_its_id_record() -> None:
 def test_id_of_a_dead_object() -> None:
     k, t = busy()
     obj = t._fdget(0).obj
-    del k._bpf_objects[obj]
+    del k.objects[obj]
     expect(k, "referenced objects are live")
-    k._bpf_objects[obj] = None
+    k.objects[obj] = None
     k.check()
     k.alloc_obj_id(k.init_ns, BpfMap(k, "stray"), ObjType.MAP)  # never registered
     expect(k, "ids belong to live objects")

@@ -317,9 +317,9 @@ def test_rcu_callbacks_queued_by_callbacks_wait_for_the_next_grace_period() -> N
     ran: list[str] = []
 
     def outer() -> None:
-        k._rcu.call_rcu(lambda: ran.append("inner"), "inner", owner=None)
+        k.rcu.call_rcu(lambda: ran.append("inner"), "inner", owner=None)
 
-    k._rcu.call_rcu(outer, "outer", owner=None)
+    k.rcu.call_rcu(outer, "outer", owner=None)
     assert k.synchronize_rcu() == 1
     assert ran == []
     assert k.rcu_pending == ("inner",)

@@ -181,7 +181,7 @@ def test_records_come_from_a_per_level_lifo_slab_and_are_not_zeroed() -> None:
     assert third._slot is slot_second  # last freed, first reused, across namespaces
     fourth = k.alloc_obj_id(k.init_ns, "fourth", ObjType.MAP)
     assert fourth._slot is not slot_first  # level 0 has its own cache
-    assert [c.name for c in k._obj_id_caches.values()] == ["pid", "bpf_2"]
+    assert [c.name for c in k.obj_id_caches.values()] == ["pid", "bpf_2"]
 
 
 def test_translate() -> None:

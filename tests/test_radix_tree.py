@@ -87,10 +87,10 @@ def test_a_record_is_memory_read_and_written_as_numbers() -> None:
     with pytest.raises(IndexError, match=r"levels 0\.\.1"):
         rec.mem[2]
     k.free_obj_id(oid, MAP)
-    assert rec.nss is ns._path  # shared with the namespace until written
+    assert rec.nss is ns.path  # shared with the namespace until written
     rec.mem[1] = None  # copies the shared chain first
     rec.mem[0] = None
-    assert list(rec.mem) == [None, None] and ns._path == (ns, k.init_ns)
+    assert list(rec.mem) == [None, None] and ns.path == (ns, k.init_ns)
     rec.zero()
     assert rec.nrs == [None, None] and "live=False" in repr(rec)
 
@@ -98,7 +98,7 @@ def test_a_record_is_memory_read_and_written_as_numbers() -> None:
 def test_slab_reprs() -> None:
     k = Kernel()
     ns = k.init_ns.create_child()
-    assert repr(k._ns_cache) == "<KmemCache bpf_namespace size=0 active=1>"
+    assert repr(k.ns_cache) == "<KmemCache bpf_namespace size=0 active=1>"
     assert ns._slot is not None and repr(ns._slot).endswith("gen=1 live=True>")
 
 

@@ -138,8 +138,8 @@ def test_rcu_batch_with_a_raising_callback_still_runs_the_rest() -> None:
         ran.append("boom")
         raise RuntimeError("first")
 
-    k._rcu.call_rcu(boom, "boom", owner=None)
-    k._rcu.call_rcu(lambda: ran.append("second"), "second", owner=None)
+    k.rcu.call_rcu(boom, "boom", owner=None)
+    k.rcu.call_rcu(lambda: ran.append("second"), "second", owner=None)
     with pytest.raises(RuntimeError, match="first"):
         k.synchronize_rcu()
     assert ran == ["boom", "second"]
@@ -239,7 +239,7 @@ def test_check_sees_a_stranded_reserved_fd_and_rcu_mismatches() -> None:
     with pytest.raises(AssertionError, match="reserved fds belong to pending primers"):
         k.check()
     k2 = Kernel(FIXED)
-    k2._rcu.call_rcu(lambda: None, "stray", owner=None)
+    k2.rcu.call_rcu(lambda: None, "stray", owner=None)
     with pytest.raises(AssertionError, match="RCU callbacks match"):
         k2.check()
 
@@ -492,7 +492,7 @@ def test_teardown_when_init_was_killed_keeps_the_pins() -> None:
 @pytest.mark.corrupts
 def test_check_sees_a_leaked_namespace_slab_object() -> None:
     k = Kernel(FIXED)
-    k._ns_cache.alloc(None)
+    k.ns_cache.alloc(None)
     with pytest.raises(AssertionError, match="slab objects are owned"):
         k.check()
 

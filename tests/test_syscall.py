@@ -51,7 +51,7 @@ def test_map_create_allocates_at_every_level() -> None:
     info = c.obj_get_info_by_fd(fd)
     assert info == MapInfo(1, 2, 8, 16, 4, "mine")
     assert k.init_task.obj_get_info_by_fd(k.init_task.map_get_fd_by_id(2)).name == "mine"
-    (m,) = [o for o in k._bpf_objects if o.name == "mine"]
+    (m,) = [o for o in k.objects if o.name == "mine"]
     assert m.id == 2  # map->id is the level-0 id
     assert m.obj_id is not None
     assert m.obj_id.nr_ns(c.bpf_ns) == 1
@@ -529,7 +529,7 @@ def test_objects_are_type_checked() -> None:
 def test_object_repr_and_liveness() -> None:
     k = Kernel()
     fd = k.init_task.map_create(name="m")
-    (m,) = k._bpf_objects
+    (m,) = k.objects
     assert repr(m) == "<BpfMap 'm' id=1 refcnt=1>"
     assert m.live
     k.init_task.close(fd)
@@ -546,7 +546,7 @@ def test_prog_load_emfile_keeps_its_map_reference_until_the_grace_period() -> No
     t.files.nofile = 2
     m = t.map_create(name="used")
     t.map_create()  # the table is now full
-    (obj,) = [o for o in k._bpf_objects if o.name == "used"]
+    (obj,) = [o for o in k.objects if o.name == "used"]
     assert errno_of(lambda: t.prog_load(maps=(m,))) == errno.EMFILE
     assert obj.refcnt == 2
     k.synchronize_rcu()

@@ -120,11 +120,10 @@ def test_text_and_jsonl(tmp_path: Path) -> None:
 
 
 def test_hot_commands_record_the_call_as_written() -> None:
-    """map_create and close hand themselves to the tracer inline (no wrapper frame).
+    """map_create and close are traced as every command is: the call as written.
 
-    map_create records the arguments that differ from their defaults, by type as well
-    as value, so a replay makes the same call; its failures are recorded as any
-    call's are.
+    The arguments are recorded as they were passed (positional stay positional), so a
+    replay makes the same call; failures are recorded as any call's are.
     """
     k = Kernel(trace=True)
     t = k.init_task
@@ -134,7 +133,7 @@ def test_hot_commands_record_the_call_as_written() -> None:
     t.close(fd)
     enters = [e for e in k.trace if isinstance(e, bpfns.Enter)]
     assert [(e.op, e.args, e.kwargs) for e in enters] == [
-        ("map_create", [], {"name": "m", "value_size": 8}),
+        ("map_create", [2, "m"], {"value_size": 8}),
         ("map_create", [], {"key_size": 4.0}),
         ("close", [fd], {}),
     ]
@@ -404,7 +403,7 @@ def test_trace_reprs() -> None:
 def test_tracer_check_names_what_is_broken() -> None:
     k = Kernel(trace=True)
     k.init_ns.create_child()
-    tracer = k._tracer
+    tracer = k.tracer
     assert tracer is not None
     tracer._check()
     tracer.depth = 1

@@ -15,6 +15,7 @@ is the corrected design.
 """
 
 from . import pidns
+from ._args import INT_MAX, U32_MAX
 from ._behavior import FIXED, RFC, Behavior
 from ._bpf_namespace import (
     CLONE_NEWBPF,
@@ -22,7 +23,9 @@ from ._bpf_namespace import (
     PROC_BPF_INIT_INO,
     PROC_DYNAMIC_FIRST,
     Namespace,
+    Nsproxy,
     NsState,
+    ObjIdEntry,
     ObjType,
 )
 from ._bpf_object import (
@@ -55,14 +58,9 @@ from ._errors import (
 )
 from ._fault import FaultInjector, FaultSite
 from ._files import FileKind
-from ._idr import INT_MAX, U32_MAX, Ida, Idr, c_int
+from ._idr import Ida, Idr, c_int
 from ._kernel import Kernel
-from ._obj_id import ObjId, ObjIdEntry
-from ._replay import load_trace, replay, replay_steps
-from ._sanitizer import BugKind, Report
-from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
-from ._svg import ruler_svg, tree_svg
-from ._task import (
+from ._nsfs import (
     CLONE_FILES,
     CLONE_NEWUSER,
     CLONE_SIGHAND,
@@ -71,9 +69,13 @@ from ._task import (
     NS_GET_NSTYPE,
     NS_GET_PARENT,
     NS_GET_USERNS,
-    Nsproxy,
-    Task,
 )
+from ._obj_id import ObjId
+from ._replay import load_trace, replay, replay_steps
+from ._sanitizer import BugKind, Report
+from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
+from ._svg import ruler_svg, tree_svg
+from ._task import Task
 from ._trace import (
     Enter,
     Event,

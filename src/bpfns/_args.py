@@ -21,7 +21,23 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-__all__ = ["check_bool", "check_instance", "check_int", "check_label", "check_str"]
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "U32_MAX",
+    "ULONG_MAX",
+    "check_bool",
+    "check_instance",
+    "check_int",
+    "check_label",
+    "check_str",
+]
+
+#: The ranges of the C types the kernel's arguments have (defined here once).
+INT_MAX = 0x7FFFFFFF
+INT_MIN = -0x80000000
+U32_MAX = 0xFFFFFFFF
+ULONG_MAX = 0xFFFFFFFFFFFFFFFF
 
 T = TypeVar("T")
 

@@ -18,48 +18,61 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 from collections import Counter
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, NamedTuple, overload
 
 import attrs
 
-from ._args import check_instance
+from ._args import U32_MAX, check_instance, check_int, check_label
+from ._context import MAX_BPF_NS_LEVEL, KernelContext
 from ._errors import BpfnsError
 from ._fault import FaultSite
-from ._idr import Idr
+from ._idr import Ida, Idr, idr_tree
 from ._policy import ObjIdPolicy, PidPolicy
 from ._radix_tree import IdBitmap
 from ._slab import KmemCache, Slot
 from ._trace import NsDestroyed, NsFreed, Tracer, traced
-from ._ucount import UserNamespace, dec_ucount, get_user_ns, inc_ucount, put_user_ns
-
-if TYPE_CHECKING:
-    from ._kernel import Kernel
-    from ._obj_id import IdRecord
-    from ._ucount import Ucounts
+from ._ucount import (
+    Ucounts,
+    UcountType,
+    UserNamespace,
+    dec_ucount,
+    get_user_ns,
+    inc_ucount,
+    live_user_ns,
+    new_init_user_ns,
+    put_user_ns,
+)
 
 __all__ = [
     "CLONE_NEWBPF",
     "MAX_BPF_NS_LEVEL",
     "PROC_BPF_INIT_INO",
     "PROC_DYNAMIC_FIRST",
+    "IdRecord",
     "Namespace",
+    "NsContext",
     "NsState",
+    "Nsproxy",
+    "ObjIdEntry",
     "ObjType",
+    "copy_bpfns",
+    "get_bpfns",
+    "live_namespace",
+    "obj_type",
+    "put_bpfns",
 ]
 
 #: RFC patch 01: the clone3 flag, above bit 31 (rfc.md 1, D14).
 CLONE_NEWBPF = 0x400000000
-#: ``MAX_BPF_NS_LEVEL``: levels 0..32 are valid (rfc.md 2.2 step 2).
-MAX_BPF_NS_LEVEL = 32
 #: ``PROC_BPF_INIT_INO`` as the RFC posted it. Upstream later gave 0xEFFFFFF9 to the
 #: initial *network* namespace (kernel.md E.2, G); bpfns keeps the RFC's value because it
 #: simulates the RFC, and never hands it out dynamically.
 PROC_BPF_INIT_INO = 0xEFFFFFF9
 #: ``PROC_DYNAMIC_FIRST``: dynamic inode numbers are ``0xF0000000 + lowest free`` (E.3).
 PROC_DYNAMIC_FIRST = 0xF0000000
-_UINT_MAX = 0xFFFFFFFF
 
 
 class ObjType(enum.IntEnum):
@@ -89,6 +102,245 @@ class NsState(enum.Enum):
     FREED = "freed"
 
 
+class ObjIdEntry(NamedTuple):
+    """``struct ubpf_obj_id``: an object's number in one namespace.
+
+    A value, like the project's ``attrs.frozen`` records, but a NamedTuple: one is built
+    per level of every allocation, and a tuple builds several times faster.
+
+    Attributes:
+        nr: the id in ``ns``.
+        ns: the namespace at that level.
+
+    >>> from bpfns import Kernel
+    >>> k = Kernel()
+    >>> ObjIdEntry(3, k.init_ns) == ObjIdEntry(3, k.init_ns)
+    True
+    """
+
+    nr: int
+    ns: Namespace
+
+
+class IdRecord:
+    """The memory of one ``struct bpf_obj_id``: a slab object of a per-level cache.
+
+    ``numbers[]`` is kept as two arrays indexed deepest level first (index ``level - i``
+    holds level ``i``): ``nrs``, the ids, and ``nss``, the namespaces. A slab object that
+    was never written holds None in both. ``mem`` is the kernel's view,
+    ``numbers[0..level]`` as :class:`ObjIdEntry` values (None where never written).
+
+    Attributes:
+        kernel: the kernel context whose cache the record belongs to.
+        addr: as for every slab object (:class:`bpfns._slab.Slot`).
+        owner: the :class:`ObjId` the record is allocated to, None while it is free;
+            a handle is live exactly when it is its record's owner.
+        level: ``obj_id->level`` (the level of the cache it belongs to).
+    """
+
+    __slots__ = ("addr", "kernel", "level", "nrs", "nss", "owner")
+
+    def __init__(self, kernel: NsContext, addr: int, size: int) -> None:
+        self.kernel = kernel
+        self.addr = addr
+        self.level = size - 1
+        self.owner: object = None
+        self.nrs: list[int | None] = [None] * size
+        self.nss: Sequence[Namespace | None] = [None] * size
+
+    @property
+    def live(self) -> bool:
+        """Whether the record is allocated."""
+        return self.owner is not None
+
+    def claim(self, owner: object) -> None:
+        """Allocated to ``owner`` (None until its handle exists)."""
+        self.owner = owner
+
+    def release(self) -> None:
+        """Free: no owner."""
+        self.owner = None
+
+    def zero(self) -> None:
+        """Clear ``numbers[]`` (``kmem_cache_zalloc``; the RFC does not use it)."""
+        self.nrs = [None] * len(self.nrs)
+        self.nss = [None] * len(self.nrs)
+
+    @property
+    def mem(self) -> _Numbers:
+        """``numbers[]`` as a writable sequence of :class:`ObjIdEntry`, level 0 first."""
+        return _Numbers(self)
+
+    def entries(self) -> list[ObjIdEntry | None]:
+        """``numbers[0..level]``, root first (None where never written)."""
+        return [
+            None if ns is None else ObjIdEntry(nr, ns)  # type: ignore[arg-type]
+            for nr, ns in zip(reversed(self.nrs), reversed(self.nss), strict=True)
+        ]
+
+    def __repr__(self) -> str:
+        return f"<IdRecord {self.addr:#x} live={self.live}>"
+
+    def _check(self) -> None:
+        """Assert the record's own invariants: its arrays cover levels 0..level.
+
+        A live record with an owner written by ``bpf_alloc_obj_id`` names a namespace at
+        every level, deepest first, each the parent of the one before.
+        """
+        assert len(self.nrs) == len(self.nss) == self.level + 1, "numbers[] has the wrong size"
+        if self.live and self.nss[0] is not None and self.nss is self.nss[0].path:
+            levels = [ns.level for ns in self.nss if ns is not None]
+            assert levels == list(range(self.level, -1, -1)), f"levels {levels}"
+            assert all(isinstance(nr, int) and nr > 0 for nr in self.nrs), "an id is not > 0"
+
+
+class _Numbers:
+    """``numbers[]`` of an :class:`IdRecord`: ``mem[level]`` reads or writes one entry."""
+
+    __slots__ = ("_rec",)
+
+    def __init__(self, rec: IdRecord) -> None:
+        self._rec = rec
+
+    def __len__(self) -> int:
+        return len(self._rec.nrs)
+
+    def __iter__(self) -> Iterator[ObjIdEntry | None]:
+        return iter(self._rec.entries())
+
+    @overload
+    def __getitem__(self, level: int) -> ObjIdEntry | None: ...
+    @overload
+    def __getitem__(self, level: slice) -> list[ObjIdEntry | None]: ...
+    def __getitem__(self, level: int | slice) -> ObjIdEntry | list[ObjIdEntry | None] | None:
+        if isinstance(level, slice):
+            return self._rec.entries()[level]
+        i = self._index(level)
+        ns = self._rec.nss[i]
+        return None if ns is None else ObjIdEntry(self._rec.nrs[i], ns)  # type: ignore[arg-type]
+
+    def __setitem__(self, level: int, entry: ObjIdEntry | None) -> None:
+        rec = self._rec
+        i = self._index(level)
+        if not isinstance(rec.nss, list):  # the namespace's shared chain: copy on write
+            rec.nss = list(rec.nss)
+        rec.nrs[i], rec.nss[i] = (None, None) if entry is None else entry
+
+    def _index(self, level: int) -> int:
+        top = len(self._rec.nrs) - 1
+        if not 0 <= level <= top:
+            raise IndexError(f"numbers[{level}]: the record has levels 0..{top}")
+        return top - level
+
+
+@attrs.define(eq=False, repr=False)
+class NsContext(KernelContext):
+    """The kernel context with the namespace layer's state (see :mod:`bpfns._context`).
+
+    Attributes:
+        init_user_ns: the initial user namespace.
+        init_ns: ``init_bpf_ns``.
+        live_namespaces: every namespace but init not yet freed, in creation order (a
+            dict: the order is deterministic).
+        ns_cache: the ``bpf_namespace`` slab cache.
+        obj_id_caches: the per-level ``bpf_obj_id`` caches, by level.
+        inum_ida: the nsfs inode numbers (``ns_alloc_inum``), offset by
+            ``PROC_DYNAMIC_FIRST``.
+    """
+
+    #: The ucount a new namespace is charged to (pid namespaces use their own).
+    ns_ucount: ClassVar[UcountType] = UcountType.BPF_NAMESPACES
+    init_user_ns: UserNamespace = attrs.field(init=False)
+    init_ns: Namespace = attrs.field(init=False)
+    live_namespaces: dict[Namespace, None] = attrs.field(init=False, factory=dict)
+    ns_cache: KmemCache[Slot] = attrs.field(init=False)
+    obj_id_caches: dict[int, KmemCache[IdRecord]] = attrs.field(init=False, factory=dict)
+    inum_ida: Ida = attrs.field(init=False, factory=Ida)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.init_user_ns = new_init_user_ns(self.ucount_max, self.tracer, self.faults)
+        self.ns_cache = KmemCache("bpf_namespace", 0, self.alloc_addr)
+        get_user_ns(self.init_user_ns, "bpf_ns")
+        self.init_ns = Namespace(
+            kernel=self,
+            level=0,
+            parent=None,
+            user_ns=self.init_user_ns,
+            inum=PROC_BPF_INIT_INO,
+            obj_id_cachep=self._new_obj_id_cache(0),
+            policy=self.new_policy(),
+            name=None,
+        )
+        tracer = self.tracer
+        if tracer is not None:  # the trace's header, before the first task exists
+            tracer.ref(self)
+            tracer.ref(self.faults)
+            tracer.kernel_created(self)
+
+    def new_policy(self) -> ObjIdPolicy | PidPolicy:
+        """The allocation policy of a new namespace: ids ``[1, id_end)``."""
+        return ObjIdPolicy(self.id_end)
+
+    def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
+        # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
+        name = "pid" if level == 0 else f"bpf_{level + 1}"
+        cache = KmemCache(name, level + 1, self.alloc_addr, functools.partial(IdRecord, self))
+        self.obj_id_caches[level] = cache
+        return cache
+
+    def obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
+        """``create_bpf_cachep(level)``: the shared per-level cache, created on first use.
+
+        Raises:
+            BpfnsError: ENOMEM when an injected allocation fails (KMEM_CACHE site).
+        """
+        cache = self.obj_id_caches.get(level)
+        if cache is not None:
+            return cache
+        if self.faults.armed and self.faults.should_fail(FaultSite.KMEM_CACHE):
+            raise BpfnsError(errno.ENOMEM, "create_bpf_cachep failed (injected failure)")
+        return self._new_obj_id_cache(level)
+
+    def caches(self) -> list[KmemCache[Any]]:
+        """Every slab cache of the namespace layer: ``bpf_namespace``, then by level."""
+        return [self.ns_cache, *self.obj_id_caches.values()]
+
+
+def obj_type(value: object) -> ObjType:
+    """``value`` as an :class:`ObjType`: the one check of a ``type`` argument.
+
+    Raises:
+        TypeError: if ``value`` is not an int (a bool is not).
+        ValueError: if it is no ObjType's value.
+
+    >>> obj_type(1)
+    ObjType.PROG
+    """
+    if value.__class__ is ObjType:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"type must be a bpfns.ObjType, not {type(value).__name__}")
+    try:
+        return ObjType(int(value))
+    except ValueError:
+        names = ", ".join(f"{t.name}={t.value}" for t in ObjType)
+        raise ValueError(f"type={int(value)} is not an ObjType ({names})") from None
+
+
+@attrs.define(eq=False)
+class Nsproxy:
+    """``struct nsproxy`` (kernel/nsproxy.c), reduced to the BPF namespace (rfc.md 2.1).
+
+    Attributes:
+        bpf_ns: the BPF namespace of the tasks that share this nsproxy.
+        count: how many tasks share it.
+    """
+
+    bpf_ns: Namespace
+    count: int = 1
+
+
 def _enomem(what: str) -> BpfnsError:
     return BpfnsError(errno.ENOMEM, f"{what} failed (injected allocation failure)")
 
@@ -109,48 +361,48 @@ class Namespace:
         name: an optional label for pictures and teaching; the kernel has none.
     """
 
-    kernel: Kernel
+    kernel: NsContext
     level: int
     parent: Namespace | None
     user_ns: UserNamespace
     inum: int
-    idr: tuple[Idr, Idr, Idr]
     obj_id_cachep: KmemCache[IdRecord]
     policy: ObjIdPolicy | PidPolicy
     name: str | None = None
+    #: One IDR per ObjType, built for the policy (``idr_init`` in create_bpf_namespace).
+    idr: tuple[Idr, ...] = attrs.field(init=False)
     _count: int = 1
     _state: NsState = NsState.ALIVE
     _ucounts: Ucounts | None = None
     _slot: Slot | None = None
     #: Shadow accounting (not in the kernel): who holds the references.
     _holders: Counter[str] = attrs.field(factory=Counter)
+    # Package-internal, read by the id walks of bpfns._obj_id (not part of the API):
     #: This namespace and its ancestors, deepest first (the walk of bpf_alloc_obj_id);
     #: ``()`` once destroyed, so that an id record naming this path knows it is alive.
-    _path: tuple[Namespace, ...] = attrs.field(init=False)
-    #: Per ObjType, ``(i, tree)`` for the radix tree of ``_path[i]``'s IDR (the walk of
-    #: the id fast paths, _obj_id.py).
-    _trees: tuple[tuple[tuple[int, IdBitmap], ...], ...] = attrs.field(init=False)
+    path: tuple[Namespace, ...] = attrs.field(init=False, repr=False)
+    #: Per ObjType, ``(i, tree)`` for the radix tree of ``path[i]``'s IDR: the walk
+    #: that :func:`bpfns._radix_tree.take_cursor_walk` and ``remove_walk`` run.
+    id_walks: tuple[tuple[tuple[int, IdBitmap], ...], ...] = attrs.field(init=False, repr=False)
     #: The kernel, while the id fast paths apply here (alive, object-id policy, kernel
     #: not tracing); None otherwise. One identity test checks all of it.
-    _fast_owner: Kernel | None = attrs.field(init=False)
+    fast_owner: NsContext | None = attrs.field(init=False, repr=False)
     #: ``obj_id_cachep``'s free list (bpf_alloc_obj_id takes records from it inline).
-    _id_freelist: list[IdRecord] = attrs.field(init=False)
+    id_freelist: list[IdRecord] = attrs.field(init=False, repr=False)
     _trace_kind: ClassVar[str] = "ns"
 
     def __attrs_post_init__(self) -> None:
         parent = self.parent
-        self._path = (self,) if parent is None else (self, *parent._path)
-        self._trees = _walks(self._path)
-        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
-        self._fast_owner = self.kernel if fast else None
-        self._id_freelist = self.obj_id_cachep._freelist
-        if isinstance(self.policy, ObjIdPolicy):  # the fast path's ids stay below end
-            for idr in self.idr:
-                idr._bits._arm_limit = self.policy.end - 1
+        self.idr = tuple(Idr(arm_limit=self.policy.arm_limit) for _ in ObjType)
+        self.path = (self,) if parent is None else (self, *parent.path)
+        self.id_walks = _walks(self.path)
+        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel.tracer is None
+        self.fast_owner = self.kernel if fast else None
+        self.id_freelist = self.obj_id_cachep.freelist
 
     @property
     def _tracer(self) -> Tracer | None:
-        return self.kernel._tracer
+        return self.kernel.tracer
 
     # -- views ----------------------------------------------------------------------
 
@@ -163,6 +415,11 @@ class Namespace:
     def state(self) -> NsState:
         """:class:`NsState` of this namespace."""
         return self._state
+
+    @property
+    def ucounts(self) -> Ucounts | None:
+        """The ``max_bpf_namespaces`` charge this namespace holds (None for init)."""
+        return self._ucounts
 
     @property
     def alive(self) -> bool:
@@ -188,7 +445,7 @@ class Namespace:
 
     def children(self) -> list[Namespace]:
         """The live child namespaces, in inode-number order. O(number of namespaces)."""
-        kids = [ns for ns in self.kernel._namespaces if ns.parent is self and ns.alive]
+        kids = [ns for ns in self.kernel.live_namespaces if ns.parent is self and ns.alive]
         return sorted(kids, key=lambda ns: ns.inum)
 
     def tree(self) -> str:
@@ -260,13 +517,8 @@ class Namespace:
         2
         """
         self._require_alive("get_bpfns")
-        self._get("ref")
+        get_bpfns(self, "ref")
         return self
-
-    def _get(self, holder: str) -> None:
-        if not self.is_init:
-            self._count += 1
-            self._holders[holder] += 1
 
     @traced
     def put(self) -> None:
@@ -295,45 +547,33 @@ class Namespace:
                 f"put_bpfns: every reference of {self!r} is held by {self.holders}; "
                 "put only references you took with create_child(), copy_bpfns() or get()"
             )
-        self.kernel._step += 1
-        self._put("ref")
-
-    def _put(self, holder: str) -> None:
-        """The ``put_bpfns`` loop, starting with a reference held by ``holder``."""
-        ns: Namespace | None = self
-        while ns is not None and not ns.is_init:
-            ns._holders[holder] -= 1
-            ns._count -= 1
-            if ns._count:
-                return
-            parent = ns.parent
-            ns._destroy()
-            ns, holder = parent, "child"
+        self.kernel.step += 1
+        put_bpfns(self, "ref")
 
     def _destroy(self) -> None:
         """``destroy_bpf_namespace``: free the inum, destroy the IDRs, queue the free."""
         k = self.kernel
         self._state = NsState.DESTROYED
-        self._path = ()
-        self._fast_owner = None
-        if k._tracer is not None:
-            k._tracer.emit(NsDestroyed(k._tracer.step, k._tracer.ref(self)))
-        k._inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
+        self.path = ()
+        self.fast_owner = None
+        if k.tracer is not None:
+            k.tracer.emit(NsDestroyed(k.tracer.step, k.tracer.ref(self)))
+        k.inum_ida.free(self.inum - PROC_DYNAMIC_FIRST)
         for idr in self.idr:
             idr.destroy()
-        k._rcu.call_rcu(self._delayed_free, f"delayed_free_bpfns({self.label()})", owner=self)
+        k.rcu.call_rcu(self._delayed_free, f"delayed_free_bpfns({self.label()})", owner=self)
 
     def _delayed_free(self) -> None:
         """``delayed_free_bpfns``: drop the ucount and the user namespace, free the memory."""
         assert self._ucounts is not None and self._slot is not None
-        dec_ucount(self._ucounts, self.kernel._ns_ucount)
+        dec_ucount(self._ucounts, self.kernel.ns_ucount)
         put_user_ns(self.user_ns, "bpf_ns")
         self._state = NsState.FREED
-        tracer = self.kernel._tracer
+        tracer = self.kernel.tracer
         if tracer is not None:
             tracer.emit(NsFreed(tracer.step, tracer.ref(self)))
-        self.kernel._ns_cache.free(self._slot)
-        del self.kernel._namespaces[self]
+        self.kernel.ns_cache.free(self._slot)
+        del self.kernel.live_namespaces[self]
 
     @traced
     def create_child(
@@ -353,21 +593,19 @@ class Namespace:
         >>> child.level, child.inum
         (1, 4026531840)
         """
-        k = self.kernel
-        return k.copy_bpfns(
-            CLONE_NEWBPF, self.user_ns if user_ns is None else user_ns, self, euid=euid, name=name
-        )
+        owner = self.user_ns if user_ns is None else user_ns
+        return copy_bpfns(self.kernel, CLONE_NEWBPF, owner, self, euid, name)
 
     def _check(self) -> None:
         """Assert this namespace's own invariants."""
         for idr in self.idr:
             idr._check()
-        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel._tracer is None
-        assert self._fast_owner is (self.kernel if fast and self.alive else None)
-        assert self._id_freelist is self.obj_id_cachep._freelist
+        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel.tracer is None
+        assert self.fast_owner is (self.kernel if fast and self.alive else None)
+        assert self.id_freelist is self.obj_id_cachep.freelist
         path = tuple(self.ancestors())
-        assert self._path == (path if self._state is NsState.ALIVE else ())
-        assert self._trees == _walks(path)
+        assert self.path == (path if self._state is NsState.ALIVE else ())
+        assert self.id_walks == _walks(path)
         if self.is_init:
             assert self.level == 0 and self.inum == PROC_BPF_INIT_INO
             return
@@ -378,6 +616,41 @@ class Namespace:
             assert self._count > 0
         else:
             assert self._count == 0 and all(idr.is_empty() for idr in self.idr)
+
+
+def get_bpfns(ns: Namespace, holder: str) -> None:
+    """``get_bpfns``: one more reference to ``ns``, held by ``holder`` (no-op on init).
+
+    For the kernel's own holders ("child", "nsproxy", "obj_id", "file", ...); the
+    public :meth:`Namespace.get` checks that ``ns`` is alive first.
+    """
+    if not ns.is_init:
+        ns._count += 1
+        ns._holders[holder] += 1
+
+
+def put_bpfns(ns: Namespace, holder: str) -> None:
+    """The ``put_bpfns`` loop, starting with a reference of ``ns`` held by ``holder``.
+
+    At zero the namespace is destroyed and its parent's "child" reference is put in
+    turn (rfc.md 2.2 "Lifetime"); init is never put.
+    """
+    cur: Namespace | None = ns
+    while cur is not None and not cur.is_init:
+        cur._holders[holder] -= 1
+        cur._count -= 1
+        if cur._count:
+            return
+        parent = cur.parent
+        cur._destroy()
+        cur, holder = parent, "child"
+
+
+def memory_reused_by(ns: Namespace) -> Namespace | None:
+    """The namespace now in the memory of the freed ``ns`` (a slab reuse), or None."""
+    assert ns._slot is not None
+    owner = ns._slot.owner if ns._slot.live else None
+    return owner if isinstance(owner, Namespace) else None
 
 
 def live_namespace(value: object, what: str, kernel: object) -> Namespace:
@@ -396,12 +669,27 @@ def live_namespace(value: object, what: str, kernel: object) -> Namespace:
 
 
 def _walks(path: tuple[Namespace, ...]) -> tuple[tuple[tuple[int, IdBitmap], ...], ...]:
-    """Per ObjType, ``(i, radix tree of path[i]'s IDR)``: what ``Namespace._trees`` holds."""
-    return tuple(tuple(enumerate(ns.idr[t]._bits for ns in path)) for t in ObjType)
+    """Per ObjType, ``(i, radix tree of path[i]'s IDR)``: what ``Namespace.id_walks`` holds."""
+    return tuple(tuple(enumerate(idr_tree(ns.idr[t]) for ns in path)) for t in ObjType)
+
+
+def copy_bpfns(
+    k: NsContext, flags: object, user_ns: object, old_ns: object, euid: object, name: object
+) -> Namespace:
+    """``copy_bpfns``, its arguments checked first: :meth:`bpfns.Kernel.copy_bpfns`."""
+    flags = check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
+    old = live_namespace(old_ns, "old_ns", k)
+    owner = live_user_ns(user_ns, "user_ns", k.init_user_ns)
+    uid = check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
+    label = check_label("name", name)
+    k.step += 1
+    if not flags & CLONE_NEWBPF:
+        return old.get()
+    return create_bpf_namespace(k, owner, old, uid, label)
 
 
 def create_bpf_namespace(
-    k: Kernel,
+    k: NsContext,
     user_ns: UserNamespace,
     parent: Namespace,
     euid: int,
@@ -421,7 +709,7 @@ def create_bpf_namespace(
     level = parent.level + 1
     if level > k.max_level:
         raise BpfnsError(errno.ENOSPC, f"level {level} exceeds MAX_BPF_NS_LEVEL ({k.max_level})")
-    ucounts = inc_ucount(user_ns, euid, k._ns_ucount)
+    ucounts = inc_ucount(user_ns, euid, k.ns_ucount)
     if ucounts is None:
         raise BpfnsError(
             errno.ENOSPC,
@@ -431,14 +719,14 @@ def create_bpf_namespace(
     try:
         ns = _alloc_namespace(k, user_ns, parent, level, ucounts, name)
     except BpfnsError:
-        dec_ucount(ucounts, k._ns_ucount)
+        dec_ucount(ucounts, k.ns_ucount)
         raise
     ns._holders[holder] = 1
     return ns
 
 
 def _alloc_namespace(
-    k: Kernel,
+    k: NsContext,
     user_ns: UserNamespace,
     parent: Namespace,
     level: int,
@@ -449,14 +737,14 @@ def _alloc_namespace(
     faults = k.faults
     if faults.armed and faults.should_fail(FaultSite.NAMESPACE):
         raise _enomem("kmem_cache_zalloc(bpf_namespace)")
-    slot = k._ns_cache.alloc(None, zero=True)
+    slot = k.ns_cache.alloc(None, zero=True)
     try:
-        cachep = k._obj_id_cache(level)
+        cachep = k.obj_id_cache(level)
         if faults.armed and faults.should_fail(FaultSite.INUM):
             raise _enomem("ns_alloc_inum")
-        inum = k._inum_ida.alloc_max(_UINT_MAX - PROC_DYNAMIC_FIRST) + PROC_DYNAMIC_FIRST
+        inum = k.inum_ida.alloc_max(U32_MAX - PROC_DYNAMIC_FIRST) + PROC_DYNAMIC_FIRST
     except BpfnsError:
-        k._ns_cache.free(slot)
+        k.ns_cache.free(slot)
         raise
     ns = Namespace(
         kernel=k,
@@ -464,17 +752,16 @@ def _alloc_namespace(
         parent=parent,
         user_ns=user_ns,
         inum=inum,
-        idr=(Idr(), Idr(), Idr()),
         obj_id_cachep=cachep,
-        policy=k._new_policy(),
+        policy=k.new_policy(),
         name=name,
         ucounts=ucounts,
         slot=slot,
     )
     slot.owner = ns
-    parent._get("child")
+    get_bpfns(parent, "child")
     get_user_ns(user_ns, "bpf_ns")
-    k._namespaces[ns] = None
-    if k._tracer is not None:
-        k._tracer.ns_created(ns)
+    k.live_namespaces[ns] = None
+    if k.tracer is not None:
+        k.tracer.ns_created(ns)
     return ns

@@ -10,34 +10,51 @@ objects are in :mod:`bpfns._syscall`.
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING, ClassVar
+import functools
+from collections.abc import Callable
+from typing import ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 
-from ._bpf_namespace import ObjType
-from ._errors import InvariantViolation
+from ._bpf_namespace import Namespace, NsContext, Nsproxy, ObjType, put_bpfns
+from ._bpffs import Bpffs
+from ._errors import KernelBug
 from ._files import FdTable, File, FileKind
 from ._obj_id import ObjId, free_obj_id
-from ._trace import Tracer, traced
-
-if TYPE_CHECKING:
-    from ._kernel import Kernel
-    from ._task import Task
+from ._sanitizer import BugKind
+from ._trace import Tracer, replayable, traced
+from ._ucount import put_user_ns
 
 __all__ = [
+    "BPF_FILE_KINDS",
+    "OBJECT_TYPES",
     "AuditRecord",
+    "BpfContext",
     "BpfLink",
     "BpfMap",
     "BpfObject",
     "BpfProg",
+    "CurrentTask",
     "LinkInfo",
     "LinkPrimer",
     "MapInfo",
     "ProgInfo",
-    "check_objects",
-    "check_primers",
+    "bpf_audit_prog",
+    "bpf_file",
+    "bpf_obj_get",
+    "bpf_obj_id_vnr",
+    "bpf_obj_put",
+    "fput",
+    "id_seen_from",
+    "object_fdinfo",
+    "object_holds",
     "object_info",
+    "object_listing",
+    "put_files",
+    "register",
+    "release_file",
+    "syscall",
+    "vnr_namespace",
 ]
 
 BPF_MAP_TYPE_HASH = 1
@@ -48,16 +65,180 @@ BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 BPF_OBJ_NAME_LEN = 16
 
-_KIND_OF = {ObjType.MAP: FileKind.BPF_MAP, ObjType.PROG: FileKind.BPF_PROG}
-_KIND_OF[ObjType.LINK] = FileKind.BPF_LINK
+# -- the kernel context of the object layer --------------------------------------------
+
+
+class CurrentTask(Protocol):
+    """``current`` as kernel code below the task layer reads it (``struct task_struct``).
+
+    :class:`bpfns.Task` is one. The object layer reads the pid (audit records, reports)
+    and the namespaces (``bpf_obj_id_vnr``), and enters a syscall as the task
+    (:func:`syscall`); an oops in it kills the task (``_oops``, ``make_task_dead``).
+    """
+
+    @property
+    def kernel(self) -> BpfContext: ...
+    @property
+    def _tracer(self) -> Tracer | None: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def nsproxy(self) -> Nsproxy | None: ...
+    @property
+    def files(self) -> FdTable | None: ...
+    def _oops(self) -> None: ...
+
+
+_T = TypeVar("_T", bound=CurrentTask)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def syscall(
+    name: str,
+) -> Callable[[Callable[Concatenate[_T, _P], _R]], Callable[Concatenate[_T, _P], _R]]:
+    """The entry of syscall ``name``: what every command of :class:`bpfns.Task` runs in.
+
+    The one definition of a syscall's entry and exit: a top-level call is recorded if
+    the kernel traces (as :func:`bpfns._trace.traced` does); then the task must be
+    alive (else ValueError, naming ``name``), the call counts one step, the task is
+    ``current`` until it returns, and an oops (a raised :class:`bpfns.KernelBug`) kills
+    the task (``make_task_dead``) before the caller sees it.
+    """
+
+    def decorate(fn: Callable[Concatenate[_T, _P], _R]) -> Callable[Concatenate[_T, _P], _R]:
+        @functools.wraps(fn)
+        def entry(task: _T, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            tracer = task._tracer
+            if tracer is not None and not tracer.depth:
+                return tracer.call(entry, task, args, kwargs)
+            if not task.alive:
+                raise ValueError(f"{name}: {task!r} has exited; use a live task")
+            k = task.kernel
+            k.step += 1
+            previous, k.current = k.current, task
+            try:
+                return fn(task, *args, **kwargs)
+            except KernelBug:
+                task._oops()  # the oops kills the task that hit it
+                raise
+            finally:
+                k.current = previous
+
+        return replayable(entry)
+
+    return decorate
+
+
+@attrs.define(eq=False, repr=False)
+class BpfContext(NsContext):
+    """The kernel context with the BPF-object layer's state (see :mod:`bpfns._context`).
+
+    Attributes:
+        objects: every BPF object not yet freed, in creation order.
+        primers: the pending link primers (BPF_LINK_CREATE between prime and settle).
+        bpffs: the BPF filesystem (its pins).
+        audit_log: the ``AUDIT_BPF`` records, oldest first.
+        current: the task whose syscall is running, None outside any (a kernel thread:
+            an RCU callback, the bpffs object directly).
+    """
+
+    objects: dict[BpfObject, None] = attrs.field(init=False, factory=dict)
+    primers: dict[LinkPrimer, None] = attrs.field(init=False, factory=dict)
+    bpffs: Bpffs[BpfObject] = attrs.field(init=False, factory=lambda: Bpffs(_pin, _unpin))
+    audit_log: list[AuditRecord] = attrs.field(init=False, factory=list)
+    current: CurrentTask | None = attrs.field(init=False, default=None)
+
+
+def vnr_namespace(k: BpfContext, what: str) -> Namespace | None:
+    """``current->nsproxy->bpf_ns`` for ``bpf_obj_id_vnr``, with the D8 check.
+
+    Outside any task's call (kernel code run from :meth:`bpfns.Kernel.synchronize_rcu`
+    or the bpffs object directly), current is a kernel thread, which lives in the
+    initial namespaces: the id is the global one. An exiting task has no nsproxy: as
+    posted (D8) that is a NULL dereference the sanitizer reports, and the id reads 0 if
+    it goes on; fixed, the id is the global one.
+    """
+    cur = k.current
+    if cur is None:
+        return k.init_ns
+    nsproxy = cur.nsproxy
+    if nsproxy is not None:
+        return nsproxy.bpf_ns
+    if not k.behavior.d8_vnr_without_nsproxy:
+        return k.init_ns
+    k.sanitizer.report(
+        "D8",
+        BugKind.NULL_DEREF,
+        f"{what}: bpf_obj_id_vnr read current->nsproxy->bpf_ns, but task {cur.pid} has "
+        "already dropped its nsproxy (exit_task_namespaces runs before the last fput)",
+        what,
+        k.step,
+    )
+    return None
+
+
+def bpf_obj_id_vnr(k: BpfContext, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
+    """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8).
+
+    Every object reachable from a file, pin or holder has its id record.
+    """
+    assert obj.obj_id is not None
+    ns = vnr_namespace(k, what)
+    return 0 if ns is None else obj.obj_id.nr_ns(ns)
+
+
+def bpf_audit_prog(k: BpfContext, prog: BpfProg, op: str) -> None:
+    """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``.
+
+    ``pid`` is the task running the code, 0 for a kernel thread (no current task).
+    """
+    prog_id = bpf_obj_id_vnr(k, prog, "bpf_audit_prog")
+    pid = 0 if k.current is None else k.current.pid
+    k.audit_log.append(AuditRecord(op, prog_id, pid))
 
 
 # -- objects --------------------------------------------------------------------------
+
+#: The object-type registry: every registered :class:`BpfObject` class, by its ObjType.
+OBJECT_TYPES: dict[ObjType, type[BpfObject]] = {}
+#: The file kinds of BPF objects, in ObjType order (derived from the registry).
+BPF_FILE_KINDS: list[FileKind] = []
+
+_O = TypeVar("_O", bound="type[BpfObject]")
+
+
+def register(cls: _O) -> _O:
+    """Register a BPF object type: its ``TYPE`` and ``FILE_KIND`` name its id space and files.
+
+    Everything that depends on the object types reads the registry: the file kinds a
+    bpf() command accepts, the file a new fd refers to, ``BPF_OBJ_GET_INFO_BY_FD``,
+    fdinfo, the bpftool-like listing and the invariant checks. Each namespace has one
+    IDR per :class:`ObjType`. Adding a type is this class plus its syscalls (see the
+    model page of the docs).
+
+    Raises:
+        ValueError: if the ObjType or file kind is already registered.
+    """
+    if cls.TYPE in OBJECT_TYPES or cls.FILE_KIND in BPF_FILE_KINDS:
+        raise ValueError(f"{cls.__name__}: {cls.TYPE!r} or {cls.FILE_KIND!r} is registered")
+    OBJECT_TYPES[cls.TYPE] = cls
+    BPF_FILE_KINDS.append(cls.FILE_KIND)
+    return cls
 
 
 @attrs.define(eq=False, repr=False)
 class BpfObject:
     """What maps, programs and links share: ids and a reference count.
+
+    A subclass declares its place in the registry (:func:`register`): ``TYPE``, its id
+    space; ``FILE_KIND``, the kind of file its fds are; and four hooks, which the
+    functions of this module call: ``_info`` (its ``bpf_*_info``, :func:`object_info`),
+    ``_fdinfo_rows`` (:func:`object_fdinfo`), ``_held`` (the references it holds on
+    other objects, :func:`object_holds`), ``_listing`` (its bpftool line,
+    :func:`object_listing`); and what its last reference frees (``_free``).
 
     Attributes:
         id: ``map->id`` / ``prog->aux->id`` / ``link->id``: the level-0 id, 0 once freed
@@ -69,7 +250,8 @@ class BpfObject:
     """
 
     TYPE: ClassVar[ObjType]
-    kernel: Kernel
+    FILE_KIND: ClassVar[FileKind]
+    kernel: BpfContext
     name: str
     id: int = 0
     obj_id: ObjId | None = None
@@ -84,17 +266,23 @@ class BpfObject:
         """Whether references remain."""
         return self.refcnt > 0
 
-    def _get(self, holder: str) -> None:
-        self.refcnt += 1
-        self.holders[holder] = self.holders.get(holder, 0) + 1
+    def _info(self) -> MapInfo | ProgInfo | LinkInfo:
+        """``bpf_*_get_info_by_fd``: the record userspace gets, ids as ``current`` sees them."""
+        raise NotImplementedError  # pragma: no cover - every registered type has one
 
-    def _put(self, k: Kernel, holder: str) -> None:
-        self.holders[holder] -= 1
-        self.refcnt -= 1
-        if not self.refcnt:
-            self._free(k)
+    def _fdinfo_rows(self) -> list[tuple[str, object]]:
+        """``bpf_*_show_fdinfo``: the rows after ``pos`` and ``flags``, ids as ``vnr``."""
+        raise NotImplementedError  # pragma: no cover - every registered type has one
 
-    def _free_id(self, k: Kernel) -> None:
+    def _held(self) -> list[tuple[BpfObject, str]]:
+        """The references this object holds on others, as ``(object, holder)`` pairs."""
+        return []
+
+    def _listing(self, seen: Callable[[BpfObject], int]) -> str:
+        """The bpftool-like description after the id (``seen`` gives another's id)."""
+        raise NotImplementedError  # pragma: no cover - every registered type has one
+
+    def _free_id(self) -> None:
         """``if (x->id) { bpf_free_obj_id(x->obj_id, type); x->id = 0; }`` (patch 05).
 
         bpfns has no path that frees an object without ids (the offload path of D5 is
@@ -102,62 +290,224 @@ class BpfObject:
         """
         assert self.id
         assert self.obj_id is not None
-        free_obj_id(k, self.obj_id, self.TYPE, _nested=True)
+        free_obj_id(self.kernel, self.obj_id, self.TYPE, _nested=True)
         self.id = 0
         self.obj_id = None
 
-    def _free(self, k: Kernel) -> None:
+    def _free(self) -> None:
         """The last reference is gone: free the ids (``bpf_map_free_id``), then the object."""
-        self._free_id(k)
-        k._bpf_objects.pop(self, None)
+        self._free_id()
+        self.kernel.objects.pop(self, None)
 
 
+def bpf_obj_get(obj: BpfObject, holder: str) -> None:
+    """``bpf_map_inc`` / ``bpf_prog_inc`` / ``bpf_link_inc``: a reference held by ``holder``."""
+    obj.refcnt += 1
+    obj.holders[holder] = obj.holders.get(holder, 0) + 1
+
+
+def _pin(obj: BpfObject) -> None:
+    bpf_obj_get(obj, "pin")
+
+
+def _unpin(obj: BpfObject) -> None:
+    bpf_obj_put(obj, "pin")
+
+
+def bpf_obj_put(obj: BpfObject, holder: str) -> None:
+    """``bpf_map_put`` / ``bpf_prog_put`` / ``bpf_link_put``: the last one frees the object."""
+    obj.holders[holder] -= 1
+    obj.refcnt -= 1
+    if not obj.refcnt:
+        obj._free()
+
+
+@register
 @attrs.define(eq=False, repr=False)
 class BpfMap(BpfObject):
     """``struct bpf_map``."""
 
     TYPE: ClassVar[ObjType] = ObjType.MAP
+    FILE_KIND: ClassVar[FileKind] = FileKind.BPF_MAP
     map_type: int = BPF_MAP_TYPE_ARRAY
     key_size: int = 4
     value_size: int = 4
     max_entries: int = 1
 
+    def _info(self) -> MapInfo:
+        """``bpf_map_get_info_by_fd``."""
+        vnr = bpf_obj_id_vnr(self.kernel, self)
+        return MapInfo(
+            vnr, self.map_type, self.key_size, self.value_size, self.max_entries, self.name
+        )
 
+    def _fdinfo_rows(self) -> list[tuple[str, object]]:
+        """``bpf_map_show_fdinfo``."""
+        return [
+            ("map_type", self.map_type),
+            ("key_size", self.key_size),
+            ("value_size", self.value_size),
+            ("max_entries", self.max_entries),
+            ("map_id", bpf_obj_id_vnr(self.kernel, self)),
+        ]
+
+    def _listing(self, seen: Callable[[BpfObject], int]) -> str:
+        """``bpftool map show``: type, name, sizes."""
+        kind = _MAP_TYPES.get(self.map_type, f"type {self.map_type}")
+        return (
+            f"{kind}  name {self.name}  flags 0x0\n"
+            f"    key {self.key_size}B  value {self.value_size}B  max_entries {self.max_entries}"
+        )
+
+
+@register
 @attrs.define(eq=False, repr=False)
 class BpfProg(BpfObject):
     """``struct bpf_prog`` with its ``aux``: type, used maps, creator."""
 
     TYPE: ClassVar[ObjType] = ObjType.PROG
+    FILE_KIND: ClassVar[FileKind] = FileKind.BPF_PROG
     prog_type: int = BPF_PROG_TYPE_KPROBE
     used_maps: tuple[BpfMap, ...] = ()
     created_by_uid: int = 0
 
-    def _free(self, k: Kernel) -> None:
-        """``bpf_prog_put_deferred``: audit UNLOAD, free the ids, RCU-free the prog."""
-        k._audit(self, "UNLOAD")
-        self._free_id(k)
-        k._rcu.call_rcu(lambda: self._free_rcu(k), f"bpf_prog_free({self.name})", owner=self)
+    def _info(self) -> ProgInfo:
+        """``bpf_prog_get_info_by_fd``: every ``map_ids`` entry is ``vnr`` too."""
+        k = self.kernel
+        map_ids = tuple(bpf_obj_id_vnr(k, m) for m in self.used_maps)
+        vnr = bpf_obj_id_vnr(k, self)
+        return ProgInfo(vnr, self.prog_type, self.name, map_ids, self.created_by_uid)
 
-    def _free_rcu(self, k: Kernel) -> None:
+    def _fdinfo_rows(self) -> list[tuple[str, object]]:
+        """``bpf_prog_show_fdinfo``."""
+        return [("prog_type", self.prog_type), ("prog_id", bpf_obj_id_vnr(self.kernel, self))]
+
+    def _held(self) -> list[tuple[BpfObject, str]]:
+        """Each used map (``bpf_map_inc`` by the verifier)."""
+        return [(m, "prog") for m in self.used_maps]
+
+    def _listing(self, seen: Callable[[BpfObject], int]) -> str:
+        """``bpftool prog show``: type, name, used maps."""
+        kind = _PROG_TYPES.get(self.prog_type, f"type {self.prog_type}")
+        maps = ",".join(str(seen(m)) for m in self.used_maps)
+        return f"{kind}  name {self.name}" + (f"\n    map_ids {maps}" if maps else "")
+
+    def _free(self) -> None:
+        """``bpf_prog_put_deferred``: audit UNLOAD, free the ids, RCU-free the prog."""
+        k = self.kernel
+        bpf_audit_prog(k, self, "UNLOAD")
+        self._free_id()
+        k.rcu.call_rcu(self._free_rcu, f"bpf_prog_free({self.name})", owner=self)
+
+    def _free_rcu(self) -> None:
         """After the grace period: ``free_used_maps``."""
         for m in self.used_maps:
-            m._put(k, "prog")
-        k._bpf_objects.pop(self, None)
+            bpf_obj_put(m, "prog")
+        self.kernel.objects.pop(self, None)
 
 
+@register
 @attrs.define(eq=False, repr=False)
 class BpfLink(BpfObject):
     """``struct bpf_link``: holds a reference on its program."""
 
     TYPE: ClassVar[ObjType] = ObjType.LINK
+    FILE_KIND: ClassVar[FileKind] = FileKind.BPF_LINK
     prog: BpfProg | None = None
     link_type: int = BPF_LINK_TYPE_PERF_EVENT
 
-    def _free(self, k: Kernel) -> None:
+    def _prog(self) -> BpfProg:
+        assert self.prog is not None  # a link has its program until it is freed
+        return self.prog
+
+    def _info(self) -> LinkInfo:
+        """``bpf_link_get_info_by_fd``: ``prog_id`` is ``vnr`` too."""
+        k = self.kernel
+        return LinkInfo(bpf_obj_id_vnr(k, self), self.link_type, bpf_obj_id_vnr(k, self._prog()))
+
+    def _fdinfo_rows(self) -> list[tuple[str, object]]:
+        """``bpf_link_show_fdinfo``."""
+        k = self.kernel
+        return [
+            ("link_type", self.link_type),
+            ("link_id", bpf_obj_id_vnr(k, self)),
+            ("prog_id", bpf_obj_id_vnr(k, self._prog())),
+        ]
+
+    def _held(self) -> list[tuple[BpfObject, str]]:
+        """Its program, while the link is live."""
+        return [(self._prog(), "link")] if self.refcnt else []
+
+    def _listing(self, seen: Callable[[BpfObject], int]) -> str:
+        """``bpftool link show``: type and program."""
+        kind = _LINK_TYPES.get(self.link_type, f"type {self.link_type}")
+        return f"{kind}  prog {seen(self._prog())}"
+
+    def _free(self) -> None:
         """``bpf_link_free``: free the ids, then release the program."""
-        super()._free(k)
-        assert self.prog is not None
-        self.prog._put(k, "link")
+        super()._free()
+        bpf_obj_put(self._prog(), "link")
+
+
+_MAP_TYPES = {1: "hash", 2: "array"}
+_PROG_TYPES = {1: "socket_filter", 2: "kprobe", 17: "raw_tracepoint"}
+_LINK_TYPES = {1: "raw_tracepoint", 7: "perf_event"}
+
+
+def object_info(obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
+    """``bpf_obj_get_info_by_fd``'s record of ``obj``, its ids as ``current`` sees them."""
+    return obj._info()
+
+
+def object_fdinfo(obj: BpfObject) -> list[tuple[str, object]]:
+    """``bpf_*_show_fdinfo``: the fdinfo rows of ``obj`` after ``pos`` and ``flags``."""
+    return obj._fdinfo_rows()
+
+
+def object_holds(obj: BpfObject) -> list[tuple[BpfObject, str]]:
+    """The references ``obj`` holds on other objects, as ``(object, holder)`` pairs."""
+    return obj._held()
+
+
+def id_seen_from(ns: Namespace, obj: BpfObject) -> int:
+    """The id of ``obj`` in ``ns``: 0 if not visible there (no D6 shortcut)."""
+    assert obj.obj_id is not None  # a map used by a live prog, a link's prog: both live
+    numbers = obj.obj_id.numbers
+    entry = numbers[ns.level] if ns.level < len(numbers) else None
+    return entry.nr if entry is not None and entry.ns is ns else 0
+
+
+def object_listing(obj: BpfObject, ns: Namespace) -> str:
+    """``bpftool <type> show``'s description of ``obj`` after its id, as ``ns`` sees it."""
+    return obj._listing(lambda other: id_seen_from(ns, other))
+
+
+def bpf_file(obj: BpfObject) -> File:
+    """A new file for ``obj`` (``anon_inode_getfile``), of its registered kind."""
+    return File(obj.FILE_KIND, obj)
+
+
+def release_file(file: File) -> None:
+    """``__fput``: what the last reference to ``file`` releases (``f_op->release``)."""
+    kind = file.kind
+    if kind in BPF_FILE_KINDS:
+        bpf_obj_put(file.obj, "file")
+    elif kind is FileKind.BPF_NS:
+        put_bpfns(file.obj, "file")
+    elif kind is FileKind.USER_NS:
+        put_user_ns(file.obj, "file")
+
+
+def fput(file: File) -> None:
+    """``fput``: drop one reference to ``file``; the last one releases what it refers to."""
+    if file.fput():
+        release_file(file)
+
+
+def put_files(files: FdTable) -> None:
+    """``put_files_struct``: the last user closes every fd (see :meth:`FdTable.put`)."""
+    for file in files.put():
+        release_file(file)
 
 
 # -- records returned to userspace ----------------------------------------------------
@@ -224,7 +574,7 @@ class LinkPrimer:
         done: whether :meth:`settle` or :meth:`cleanup` ran.
     """
 
-    task: Task
+    task: CurrentTask
     link: BpfLink
     fd: int
     id: int
@@ -233,11 +583,11 @@ class LinkPrimer:
     _trace_kind: ClassVar[str] = "primer"
 
     def __attrs_post_init__(self) -> None:
-        self.link.kernel._primers[self] = None
+        self.link.kernel.primers[self] = None
 
     @property
     def _tracer(self) -> Tracer | None:
-        return self.link.kernel._tracer
+        return self.link.kernel.tracer
 
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"
@@ -259,7 +609,7 @@ class LinkPrimer:
         """
         self._finish("settle")
         self.link.id, self.link.obj_id = self.id, self.obj_id
-        self._files().fd_install(self.fd, File(FileKind.BPF_LINK, self.link))
+        self._files().fd_install(self.fd, bpf_file(self.link))
         return self.fd
 
     @traced
@@ -275,16 +625,8 @@ class LinkPrimer:
         >>> primer.cleanup(); t.kernel.link_primers()
         []
         """
-        k = self.link.kernel
         self._finish("cleanup")
-        with self.task._enter("bpf_link_cleanup"):
-            free_obj_id(k, self.obj_id, ObjType.LINK, _nested=True)
-            self._files().put_unused(self.fd)
-            self.link.holders["file"] = 0
-            self.link.refcnt = 0
-            k._bpf_objects.pop(self.link, None)
-            assert self.link.prog is not None
-            self.link.prog._put(k, "link")
+        _bpf_link_cleanup(self.task, self)
 
     def _files(self) -> FdTable:
         """The task's file table (a live task has one)."""
@@ -302,7 +644,7 @@ class LinkPrimer:
                 "tainted)"
             )
         self.done = True
-        del self.link.kernel._primers[self]
+        del self.link.kernel.primers[self]
 
     def _check(self) -> None:
         """Assert the invariants of a pending primer."""
@@ -314,81 +656,13 @@ class LinkPrimer:
         assert self.link.holders.get("file") == 1, "the primer's anon file owns a reference"
 
 
-def object_info(k: Kernel, obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
-    if isinstance(obj, BpfMap):
-        return MapInfo(
-            k._vnr(obj), obj.map_type, obj.key_size, obj.value_size, obj.max_entries, obj.name
-        )
-    if isinstance(obj, BpfProg):
-        map_ids = tuple(k._vnr(m) for m in obj.used_maps)
-        return ProgInfo(k._vnr(obj), obj.prog_type, obj.name, map_ids, obj.created_by_uid)
-    assert isinstance(obj, BpfLink)
-    assert obj.prog is not None
-    return LinkInfo(k._vnr(obj), obj.link_type, k._vnr(obj.prog))
-
-
-def _expected_holders(k: Kernel) -> dict[int, Counter[str]]:
-    """Count, from the world, who holds a reference on each BPF object."""
-    expected: dict[int, Counter[str]] = {id(obj): Counter() for obj in k._bpf_objects}
-    held = [f.obj for f in k._open_files() if f.kind in _KIND_OF.values()]
-    for obj in [*held, *k.bpffs.objects()]:
-        if id(obj) not in expected:
-            raise InvariantViolation("referenced objects are live", f"{obj!r} was forgotten")
-    for obj in held:
-        expected[id(obj)]["file"] += 1
-    for obj in k.bpffs.objects():
-        expected[id(obj)]["pin"] += 1
-    for obj in k._bpf_objects:
-        if isinstance(obj, BpfProg):
-            for m in obj.used_maps:
-                expected[id(m)]["prog"] += 1
-        elif isinstance(obj, BpfLink) and obj.refcnt:
-            assert obj.prog is not None
-            expected[id(obj.prog)]["link"] += 1
-            if not obj.id:  # primed, not settled: the primer's anon file
-                expected[id(obj)]["file"] += 1
-    return expected
-
-
-def check_objects(k: Kernel) -> None:
-    """Invariants of BPF objects: refcounts equal holders, ids match their records."""
-    expected = _expected_holders(k)
-    for obj in k._bpf_objects:
-        got = +Counter(obj.holders)
-        if got != +expected[id(obj)] or obj.refcnt != sum(obj.holders.values()):
-            raise InvariantViolation(
-                "object refcounts equal their holders",
-                f"{obj!r}: counted {dict(got)}, found {dict(+expected[id(obj)])}",
-            )
-        if not obj.refcnt or (isinstance(obj, BpfLink) and not obj.id):
-            continue  # freed (RCU pending) or a primed link: no published id
-        rec = obj.obj_id
-        if rec is None or rec.obj is not obj or not rec.live or obj.id != rec.nr():
-            raise InvariantViolation(
-                "objects own their ids", f"{obj!r}: id record {rec!r} does not match"
-            )
-    for ns in k.namespaces():
-        for type_ in ObjType:
-            for nr, handle in ns.idr[type_]:
-                if isinstance(handle.obj, BpfObject) and handle.obj not in k._bpf_objects:
-                    raise InvariantViolation(
-                        "ids belong to live objects", f"{ns.label()} {type_.name} {nr}"
-                    )
-
-
-def check_primers(primers: list[LinkPrimer], tasks: list[Task]) -> None:
-    """Every reserved fd of a live task's table belongs to a pending primer.
-
-    (Each primer checks its own invariants, its task alive among them: ``_check``.)
-
-    Raises:
-        InvariantViolation: naming the reserved fds no primer owns.
-    """
-    reserved = {(id(p.task.files), p.fd) for p in primers}
-    tables = {id(t.files): t.files for t in tasks if t.files is not None}
-    for key, table in tables.items():
-        stray = [fd for fd in table.reserved() if (key, fd) not in reserved]
-        if stray:
-            raise InvariantViolation(
-                "reserved fds belong to pending primers", f"fds {stray} of a file table"
-            )
+@syscall("bpf_link_cleanup")
+def _bpf_link_cleanup(task: CurrentTask, primer: LinkPrimer) -> None:
+    """The kernel side of :meth:`LinkPrimer.cleanup`, run as ``task``."""
+    k = task.kernel
+    free_obj_id(k, primer.obj_id, ObjType.LINK, _nested=True)
+    primer._files().put_unused(primer.fd)
+    primer.link.holders["file"] = 0
+    primer.link.refcnt = 0
+    k.objects.pop(primer.link, None)
+    bpf_obj_put(primer.link._prog(), "link")

@@ -9,19 +9,18 @@ outlives the namespace that created it (D2).
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import attrs
 
 from ._errors import BpfnsError
 
-if TYPE_CHECKING:
-    from ._bpf_object import BpfObject
-    from ._kernel import Kernel
-
 __all__ = ["BPFFS_ROOT", "Bpffs"]
 
 BPFFS_ROOT = "/sys/fs/bpf/"
+
+ObjT = TypeVar("ObjT")
 
 
 def _check_path(path: str) -> str:
@@ -35,40 +34,74 @@ def _check_path(path: str) -> str:
 
 
 @attrs.define(eq=False)
-class Bpffs:
-    """The pins of one Kernel: path -> object."""
+class Bpffs(Generic[ObjT]):
+    """The pins of one Kernel: path -> object.
 
-    kernel: Kernel
-    _pins: dict[str, BpfObject] = attrs.field(factory=dict)
+    ``get`` and ``put`` are the object layer's ``bpf_any_get`` and ``bpf_any_put``: a
+    pin holds one reference on its object, taken by :meth:`pin` and dropped by
+    :meth:`unlink`.
 
-    def pin(self, obj: BpfObject, path: str) -> None:
-        """``bpf_obj_pin_user``: take a reference and create ``path``."""
+    >>> refs = []
+    >>> fs = Bpffs(refs.append, refs.remove)
+    >>> fs.pin("map", "/sys/fs/bpf/m"); fs.lookup("/sys/fs/bpf/m"), refs
+    ('map', ['map'])
+    >>> fs.unlink("/sys/fs/bpf/m"); fs.paths(), refs
+    ([], [])
+    """
+
+    _get: Callable[[ObjT], object]
+    _put: Callable[[ObjT], object]
+    _pins: dict[str, ObjT] = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<Bpffs {self.paths()}>"
+
+    def pin(self, obj: ObjT, path: str) -> None:
+        """``bpf_obj_pin_user``: take a reference on ``obj`` and create ``path``.
+
+        Raises:
+            BpfnsError: EPERM outside ``/sys/fs/bpf/``; EEXIST if ``path`` is taken.
+            TypeError: if ``path`` is not a str.
+        """
         if _check_path(path) in self._pins:
             raise BpfnsError(errno.EEXIST, f"{path} exists; unlink it or pick another name")
-        obj._get("pin")
+        self._get(obj)
         self._pins[path] = obj
 
-    def lookup(self, path: str) -> BpfObject:
-        """``bpf_obj_get_user``'s lookup: the pinned object (the caller takes a ref)."""
+    def lookup(self, path: str) -> ObjT:
+        """``bpf_obj_get_user``'s lookup: the pinned object (the caller takes a ref).
+
+        Raises:
+            BpfnsError: ENOENT if nothing is pinned there; EPERM outside bpffs.
+        """
         obj = self._pins.get(_check_path(path))
         if obj is None:
             raise BpfnsError(errno.ENOENT, f"nothing is pinned at {path}")
         return obj
 
     def unlink(self, path: str) -> None:
-        """``bpf_free_inode``: remove the pin and drop its reference."""
+        """``bpf_free_inode``: remove the pin and drop its reference.
+
+        Raises:
+            BpfnsError: as :meth:`lookup`.
+        """
         obj = self.lookup(path)
         del self._pins[path]
-        obj._put(self.kernel, "pin")
+        self._put(obj)
 
     def paths(self) -> list[str]:
         """The pinned paths, sorted."""
         return sorted(self._pins)
 
-    def items(self) -> list[tuple[str, BpfObject]]:
+    def items(self) -> list[tuple[str, ObjT]]:
         """``(path, object)`` for every pin, by path."""
         return sorted(self._pins.items(), key=lambda item: item[0])
 
-    def objects(self) -> list[BpfObject]:
+    def objects(self) -> list[ObjT]:
         """The pinned objects (one entry per pin)."""
         return list(self._pins.values())
+
+    def _check(self) -> None:
+        """Assert the invariants: every path is a bpffs path."""
+        for path in self._pins:
+            assert _check_path(path) == path

@@ -61,14 +61,32 @@ class FaultInjector:
     [FaultSite.OBJ_ID]
     """
 
-    armed: bool = attrs.field(default=False, init=False)
-    _countdown: int = attrs.field(default=0, init=False)
-    _sites: frozenset[FaultSite] | None = attrs.field(default=None, init=False)
-    _rng: random.Random | None = attrs.field(default=None, init=False)
-    _probability: float = attrs.field(default=0.0, init=False)
-    injected: list[FaultSite] = attrs.field(factory=list, init=False)
-    _tracer: Tracer | None = attrs.field(default=None, init=False, repr=False)
+    armed: bool = attrs.field(default=False, init=False, repr=False)
+    _countdown: int = attrs.field(default=0, init=False, repr=False)
+    _sites: frozenset[FaultSite] | None = attrs.field(default=None, init=False, repr=False)
+    _rng: random.Random | None = attrs.field(default=None, init=False, repr=False)
+    _probability: float = attrs.field(default=0.0, init=False, repr=False)
+    injected: list[FaultSite] = attrs.field(factory=list, init=False, repr=False)
+    #: the kernel's tracer: an event for every injected failure (None: no tracing)
+    tracer: Tracer | None = attrs.field(default=None, init=False, repr=False)
     _trace_kind: ClassVar[str] = "faults"
+
+    @property
+    def _tracer(self) -> Tracer | None:
+        return self.tracer
+
+    def __repr__(self) -> str:
+        """``FaultInjector()`` when idle; otherwise what is armed and what was injected."""
+        if not self.armed and not self.injected:
+            return "FaultInjector()"
+        if not self.armed:
+            how = "disarmed"
+        elif self._rng is not None:
+            how = f"fail_randomly({self._probability!r})"
+        else:
+            how = f"fail_nth({self._countdown})"
+        sites = "" if self._sites is None else f" sites={sorted(s.name for s in self._sites)}"
+        return f"<FaultInjector {how}{sites} injected={self.injected!r}>"
 
     @staticmethod
     def _site_set(sites: Iterable[FaultSite] | None) -> frozenset[FaultSite] | None:
@@ -173,6 +191,6 @@ class FaultInjector:
                 return False
             self.armed = False
         self.injected.append(site)
-        if self._tracer is not None:
-            self._tracer.emit(FaultInjected(self._tracer.step, site.name))
+        if self.tracer is not None:
+            self.tracer.emit(FaultInjected(self.tracer.step, site.name))
         return True

@@ -14,15 +14,11 @@ import enum
 import errno
 import heapq
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from ._errors import BpfnsError
-from ._ucount import put_user_ns
-
-if TYPE_CHECKING:
-    from ._kernel import Kernel
 
 __all__ = ["FdTable", "File", "FileKind"]
 
@@ -44,30 +40,22 @@ class FileKind(enum.Enum):
         return f"FileKind.{self.name}"
 
 
-#: A tuple, not a set: ``in`` tests identity first, where a set would hash the member
-#: (``Enum.__hash__`` is Python code).
-_BPF_KINDS = (FileKind.BPF_MAP, FileKind.BPF_PROG, FileKind.BPF_LINK)
-
-
 @attrs.define(eq=False)
 class File:
-    """``struct file``: ``count`` fds (in any tables) refer to this open file."""
+    """``struct file``: ``count`` fds (in any tables) refer to this open file.
+
+    What the last reference releases (``file->f_op->release``) depends on ``kind``; the
+    layer that made the file runs it (:func:`bpfns._bpf_object.fput`).
+    """
 
     kind: FileKind
     obj: Any
     count: int = 1
 
-    def fput(self, k: Kernel) -> None:
-        """Drop one reference; the last one releases the object (``__fput``)."""
+    def fput(self) -> bool:
+        """Drop one reference; True if it was the last (the caller runs ``__fput``)."""
         self.count -= 1
-        if self.count:
-            return
-        if self.kind in _BPF_KINDS:
-            self.obj._put(k, "file")
-        elif self.kind is FileKind.BPF_NS:
-            self.obj._put("file")
-        elif self.kind is FileKind.USER_NS:
-            put_user_ns(self.obj, "file")
+        return not self.count
 
 
 @attrs.define(eq=False)
@@ -94,6 +82,15 @@ class FdTable:
     _reserved: set[int] = attrs.field(factory=set)
     _holes: list[int] = attrs.field(factory=list)  # heap: the free fds below _high
     _high: int = 0  # every fd from here up is free
+
+    def __repr__(self) -> str:
+        """``FdTable()`` (valid Python) while empty and unshared, else the fds it holds."""
+        args = "" if self.nofile == DEFAULT_NOFILE else f"nofile={self.nofile}"
+        if not self._fds and not self._reserved and self.count == 1:
+            return f"FdTable({args})"
+        fds = ", ".join(f"{fd}: {file.kind.value}" for fd, file in self.items())
+        more = f" reserved={sorted(self._reserved)}" if self._reserved else ""
+        return f"<FdTable {{{fds}}}{more} count={self.count}{' ' + args if args else ''}>"
 
     def items(self) -> Iterator[tuple[int, File]]:
         """``(fd, file)`` pairs in fd order."""
@@ -204,13 +201,16 @@ class FdTable:
         new._holes = [fd for fd in range(new._high) if fd not in new._fds]
         return new
 
-    def put(self, k: Kernel) -> None:
-        """``put_files_struct``: the last user closes every fd, in fd order."""
+    def put(self) -> list[File]:
+        """``put_files_struct``: the last user closes every fd, in fd order.
+
+        Returns the files whose last reference that dropped, in fd order: the caller
+        releases them (``__fput``), as :func:`bpfns._bpf_object.put_files` does.
+        """
         self.count -= 1
         if self.count:
-            return
-        for fd, _ in self.items():
-            self.detach(fd).fput(k)
+            return []
+        return [file for fd, _ in self.items() if (file := self.detach(fd)).fput()]
 
     def _check(self) -> None:
         """Assert the internal invariants.

@@ -27,16 +27,20 @@ from typing import Any
 
 import attrs
 
-from ._args import check_int
+from ._args import INT_MAX, INT_MIN, U32_MAX, ULONG_MAX, check_int
 from ._errors import BpfnsError, KernelWarning
 from ._radix_tree import FREE, IdBitmap
 
-__all__ = ["INT_MAX", "U32_MAX", "Ida", "Idr", "c_int"]
-
-INT_MAX = 0x7FFFFFFF
-INT_MIN = -0x80000000
-U32_MAX = 0xFFFFFFFF
-ULONG_MAX = 0xFFFFFFFFFFFFFFFF
+__all__ = [
+    "INT_MAX",
+    "U32_MAX",
+    "Ida",
+    "Idr",
+    "c_int",
+    "idr_alloc_cyclic",
+    "idr_remove",
+    "idr_tree",
+]
 
 
 def c_int(value: int) -> int:
@@ -70,6 +74,11 @@ class Idr:
     An id is *allocated* or *free*; an allocated id may hold ``None`` (a NULL entry),
     which :meth:`find`, :meth:`get_next` and iteration do not see (kernel.md A.8).
 
+    ``arm_limit`` (keyword-only; no kernel equivalent) is a speed hint: the O(1) path of
+    cyclic allocation (the cursor's slot) is used only for ids up to it. Pass the
+    largest id your cyclic allocations hand out (``end - 1``) when it is below
+    ``INT_MAX``; any value gives the same ids.
+
     The pointers live in the slots of the radix tree's leaves, as in the kernel; there is
     no second map. Complexity: every allocation is O(log n), including the worst case of
     a dense, wrapped id space with one free slot; the common cyclic case (the cursor's
@@ -88,11 +97,14 @@ class Idr:
     """
 
     _base: int = attrs.field(default=0, alias="base")
+    _arm_limit: int = attrs.field(default=INT_MAX, kw_only=True, alias="arm_limit", repr=False)
     #: the radix tree: slots, free-slot tags and the cursor ``idr_next``
-    _bits: IdBitmap = attrs.field(init=False, factory=IdBitmap)
+    _bits: IdBitmap = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         check_int("base", self._base, 0, INT_MAX, "int >= 0")
+        check_int("arm_limit", self._arm_limit, 0, INT_MAX, "int >= 0")
+        self._bits = IdBitmap(arm_limit=self._arm_limit)
 
     @classmethod
     def _with_leaf_shift(cls, shift: int, base: int = 0) -> Idr:
@@ -114,7 +126,7 @@ class Idr:
 
         Setting it is ``idr_set_cursor``; the value is a C ``unsigned int``.
         """
-        return self._bits._next
+        return self._bits.cursor
 
     @cursor.setter
     def cursor(self, value: int) -> None:
@@ -205,30 +217,26 @@ class Idr:
     def _alloc_cyclic(self, ptr: object, start: int, max_: int) -> int:
         """``idr_alloc_cyclic`` on checked arguments (``0 <= start``, inclusive ``max_``).
 
-        The kernel-internal fast path: bpfns's own callers pass valid C values. When the
-        cursor's slot is free in the armed leaf, the whole search is that one slot (the
-        arming invariants guarantee ``cursor > base`` and a non-negative index).
+        The common case, the cursor's slot free in the armed leaf, is
+        :meth:`IdBitmap.take_cursor`, which needs no search: the arming invariants
+        guarantee ``cursor > base``.
         """
         bits = self._bits
-        nextid = bits._next
-        leaf = bits._cur
-        if leaf and start <= nextid <= max_:  # a leaf is armed: 0 <= off <= 2**shift
-            off = nextid - bits._cur_base
-            if off < bits._width and leaf[off] is FREE:
-                leaf[off] = ptr
-                bits._next = nextid + 1
-                return nextid
+        found = bits.take_cursor(ptr, start, max_)
+        if found >= 0:
+            return found
+        nextid = bits.cursor
         if nextid > INT_MAX or nextid < start:  # (int)idr_next < start
             nextid = start
         base = self._base
         lo = nextid if nextid > base else base
-        found = bits.take(lo, max_, ptr, True) if lo <= max_ else None
-        if found is None and nextid > start:
+        got = bits.take(lo, max_, ptr, True) if lo <= max_ else None
+        if got is None and nextid > start:
             lo = start if start > base else base
-            found = bits.take(lo, max_, ptr, True) if lo <= max_ else None
-        if found is None:
+            got = bits.take(lo, max_, ptr, True) if lo <= max_ else None
+        if got is None:
             raise _enospc("idr_alloc_cyclic", start, max_)
-        return found
+        return got
 
     # -- lookup ---------------------------------------------------------------------
 
@@ -360,9 +368,9 @@ class Idr:
         ids = self.ids()
         assert len(ids) == len(bits)
         assert all(self._base <= i <= U32_MAX for i in ids)
-        assert 0 <= bits._next <= U32_MAX
-        if bits._cur_k >= 0:  # arming needs a cyclic allocation: the cursor is above base
-            assert bits._next > self._base
+        assert 0 <= bits.cursor <= U32_MAX
+        if bits.armed:  # arming needs a cyclic allocation: the cursor is above base
+            assert bits.cursor > self._base
 
     def _repr_html_(self) -> str:
         """Notebooks: the repr and an id ruler (SVG) of the low ids."""
@@ -378,7 +386,29 @@ class Idr:
         shown = self.ids()
         more = "" if len(shown) <= 8 else f" ... {len(shown) - 8} more"
         ids = ", ".join(map(str, shown[:8])) + more
-        return f"<Idr base={self._base} cursor={self._bits._next} ids=[{ids}]>"
+        return f"<Idr base={self._base} cursor={self._bits.cursor} ids=[{ids}]>"
+
+
+# -- the kernel-internal entry points (bpfns's own callers pass valid C values) -----------
+
+
+def idr_alloc_cyclic(idr: Idr, ptr: object, start: int, max_: int) -> int:
+    """:meth:`Idr.alloc_cyclic` without the argument checks (``0 <= start``, inclusive ``max_``).
+
+    For bpfns's own callers (allocation policies, the pid IDR), which pass valid C
+    values. Raises BpfnsError ENOSPC as :meth:`Idr.alloc_cyclic` does.
+    """
+    return idr._alloc_cyclic(ptr, start, max_)
+
+
+def idr_remove(idr: Idr, id: int) -> Any:
+    """:meth:`Idr.remove` without the argument check, for bpfns's own callers."""
+    return idr._remove(id)
+
+
+def idr_tree(idr: Idr) -> IdBitmap:
+    """The radix tree under ``idr``: what the id walks of :mod:`bpfns._obj_id` run on."""
+    return idr._bits
 
 
 @attrs.define(eq=False)

@@ -1,91 +1,36 @@
 """One simulated machine: ``bpfns.Kernel`` ties the namespace tree, ids, slabs and RCU together.
 
-Every piece of mutable state lives in a Kernel instance; two Kernels share nothing.
+Every piece of mutable state lives in a Kernel instance; two Kernels share nothing. A
+Kernel is the last of the kernel-context classes (:mod:`bpfns._context`): its state is
+defined, layer by layer, by the modules that own it, and this class is the public face.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import attrs
 
-from ._args import check_int, check_label
-from ._behavior import FIXED, RFC, Behavior
-from ._bpf_namespace import (
-    CLONE_NEWBPF,
-    MAX_BPF_NS_LEVEL,
-    PROC_BPF_INIT_INO,
-    PROC_DYNAMIC_FIRST,
-    Namespace,
-    ObjType,
-    create_bpf_namespace,
-    live_namespace,
-)
-from ._bpf_object import (
-    AuditRecord,
-    BpfObject,
-    BpfProg,
-    LinkPrimer,
-    check_objects,
-    check_primers,
-)
-from ._bpffs import Bpffs
-from ._capability import ALL_CAPS, Cred
-from ._errors import BpfnsError, InvariantViolation, KernelBug
-from ._fault import FaultInjector, FaultSite
-from ._files import FdTable, File, FileKind
-from ._idr import INT_MAX, Ida, Idr
-from ._obj_id import IdRecord, ObjId, alloc_obj_id, free_obj_id
-from ._policy import ObjIdPolicy, PidPolicy
-from ._rcu import Rcu
-from ._sanitizer import OnBug, Report, Sanitizer
-from ._slab import KmemCache, Slot
+from ._args import INT_MAX, check_int
+from ._behavior import FIXED, RFC
+from ._bpf_namespace import Namespace, ObjType, copy_bpfns, live_namespace, obj_type
+from ._bpf_object import BpfObject, LinkPrimer
+from ._checker import check_kernel, live_obj_ids
+from ._errors import BpfnsError
+from ._obj_id import alloc_obj_id, free_obj_id
+from ._sanitizer import Report
+from ._slab import KmemCache
 from ._snapshot import Leftover, Snapshot, World, find_leftovers, take_snapshot
-from ._syscall import vnr_namespace
-from ._task import Nsproxy, Task, check_tasks, make_task_dead
-from ._trace import TaskCreated, Trace, Tracer, traced
-from ._ucount import (
-    DEFAULT_INIT_UCOUNT_MAX,
-    Ucounts,
-    UcountType,
-    UserNamespace,
-    all_ucounts,
-    check_user_namespaces,
-    get_user_ns,
-    live_user_ns,
-    new_init_user_ns,
-)
+from ._task import Task, TaskContext
+from ._trace import Trace, traced
+from ._ucount import UserNamespace, all_ucounts
 
 __all__ = ["Kernel"]
 
-#: ``PID_MAX_LIMIT`` on 64-bit (kernel.md C.1); the initial pid namespace's bound.
-PID_MAX_LIMIT = 4 * 1024 * 1024
-
-
-class _Current:
-    """The context of one syscall: sets ``current`` and restores the caller's."""
-
-    __slots__ = ("kernel", "previous", "task")
-
-    def __init__(self, kernel: Kernel, task: Task) -> None:
-        self.kernel, self.task = kernel, task
-        self.previous: Task | None = None
-
-    def __enter__(self) -> None:
-        self.previous, self.kernel._current = self.kernel._current, self.task
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        try:
-            if exc_type is not None and issubclass(exc_type, KernelBug):
-                make_task_dead(self.task)  # the oops kills the task that hit it
-        finally:
-            self.kernel._current = self.previous
-
 
 @attrs.define(eq=False, repr=False)
-class Kernel:
+class Kernel(TaskContext):
     """One simulated Linux kernel with the BPF namespace RFC applied.
 
     Args:
@@ -102,6 +47,13 @@ class Kernel:
         trace: record every action as an event in :attr:`trace` (off by default: a
             kernel without tracing keeps nothing and pays one test per action).
 
+    The machine's state (``step``, ``faults``, ``dmesg``, ``audit_log``, ``init_ns``,
+    ``init_task``, ``bpffs``, ...) is described, layer by layer, in the kernel-context
+    classes this class extends (see the model page of the docs); read it freely.
+
+    Raises:
+        TypeError, ValueError: for an argument of the wrong type or out of range.
+
     >>> k = Kernel()
     >>> child = k.init_ns.create_child()
     >>> oid = k.alloc_obj_id(child, "my map", ObjType.MAP)
@@ -110,77 +62,12 @@ class Kernel:
     """
 
     _trace_kind: ClassVar[str] = "kernel"
-    behavior: Behavior = attrs.field(default=RFC)
-    id_end: int = attrs.field(default=INT_MAX, kw_only=True)
-    max_level: int = attrs.field(default=MAX_BPF_NS_LEVEL, kw_only=True)
-    on_bug: OnBug = attrs.field(default="raise", kw_only=True)
-    ucount_max: int = attrs.field(default=DEFAULT_INIT_UCOUNT_MAX, kw_only=True)
-    _trace_on: bool = attrs.field(default=False, kw_only=True, alias="trace", repr=False)
-    _tracer: Tracer | None = attrs.field(init=False, default=None, repr=False)
-
-    faults: FaultInjector = attrs.field(init=False, factory=FaultInjector)
-    init_user_ns: UserNamespace = attrs.field(init=False)
-    init_ns: Namespace = attrs.field(init=False)
-    _step: int = attrs.field(init=False, default=0)
-    _sanitizer: Sanitizer = attrs.field(init=False)
-    _rcu: Rcu = attrs.field(init=False, factory=Rcu)
-    _inum_ida: Ida = attrs.field(init=False, factory=Ida)
-    _next_addr: int = attrs.field(init=False, default=0xFFFF888000000000)
-    _ns_cache: KmemCache[Slot] = attrs.field(init=False)
-    _obj_id_caches: dict[int, KmemCache[IdRecord]] = attrs.field(init=False, factory=dict)
-    #: Namespaces not yet freed, in creation order (a dict: the order is deterministic).
-    _namespaces: dict[Namespace, None] = attrs.field(init=False, factory=dict)
-    init_task: Task = attrs.field(init=False)
-    bpffs: Bpffs = attrs.field(init=False)
-    audit_log: list[AuditRecord] = attrs.field(init=False, factory=list)
-    dmesg: list[str] = attrs.field(init=False, factory=list)
-    _current: Task | None = attrs.field(init=False, default=None)
-    _tasks: dict[int, Task] = attrs.field(init=False, factory=dict)
-    _pid_idr: Idr = attrs.field(init=False, factory=Idr)
-    #: Every BPF object not yet freed, in creation order.
-    _bpf_objects: dict[BpfObject, None] = attrs.field(init=False, factory=dict)
-    #: The pending link primers (BPF_LINK_CREATE calls between prime and settle).
-    _primers: dict[LinkPrimer, None] = attrs.field(init=False, factory=dict)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.behavior, Behavior):
-            raise TypeError(f"behavior must be a bpfns.Behavior, not {self.behavior!r}")
-        self.id_end = check_int("id_end", self.id_end, 2, INT_MAX, "int")
-        self.max_level = check_int("max_level", self.max_level, 0, MAX_BPF_NS_LEVEL, "int")
-        self.ucount_max = check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
-        if not isinstance(self._trace_on, bool):
-            raise TypeError(f"trace must be True or False, not {self._trace_on!r}")
-        tracer = self._tracer = Tracer() if self._trace_on else None
-        self._sanitizer = Sanitizer(self.on_bug, tracer=tracer)
-        self.faults._tracer = self._rcu.tracer = tracer
-        self.init_user_ns = new_init_user_ns(self.ucount_max, tracer, self.faults)
-        self._ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
-        get_user_ns(self.init_user_ns, "bpf_ns")
-        self.init_ns = Namespace(
-            kernel=self,
-            level=0,
-            parent=None,
-            user_ns=self.init_user_ns,
-            inum=PROC_BPF_INIT_INO,
-            idr=(Idr(), Idr(), Idr()),
-            obj_id_cachep=self._new_obj_id_cache(0),
-            policy=self._new_policy(),
-            name=None,
-        )
-        self.bpffs = Bpffs(self)
-        if tracer is not None:
-            tracer.ref(self)
-            tracer.ref(self.faults)
-            tracer.kernel_created(self)
-        get_user_ns(self.init_user_ns, "cred")
-        init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
-        self.init_task = self._new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
 
     def __repr__(self) -> str:
         preset = {RFC: "RFC", FIXED: "FIXED"}.get(self.behavior)
         return (
             f"<Kernel behavior={preset or self.behavior.defects()} id_end={self.id_end} "
-            f"namespaces={len(self._namespaces) + 1} step={self._step}>"
+            f"namespaces={len(self.live_namespaces) + 1} step={self.step}>"
         )
 
     def _repr_html_(self) -> str:
@@ -193,51 +80,9 @@ class Kernel:
         """IPython's terminal: the repr and the tree."""
         p.text(repr(self) if cycle else f"{self!r}\n{self.init_ns.tree()}")
 
-    # -- plumbing -------------------------------------------------------------------
-
-    #: The ucount a new namespace is charged to (pid namespaces use their own).
-    _ns_ucount = UcountType.BPF_NAMESPACES
-
-    def _new_policy(self) -> ObjIdPolicy | PidPolicy:
-        """The allocation policy of a new namespace: ids ``[1, id_end)``."""
-        return ObjIdPolicy(self.id_end)
-
-    def _alloc_addr(self) -> int:
-        self._next_addr += 0x100
-        return self._next_addr
-
-    def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
-        # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
-        name = "pid" if level == 0 else f"bpf_{level + 1}"
-        cache = KmemCache(name, level + 1, self._alloc_addr, functools.partial(IdRecord, self))
-        self._obj_id_caches[level] = cache
-        return cache
-
-    def _obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
-        """``create_bpf_cachep(level)``: the shared per-level cache, created on first use."""
-        cache = self._obj_id_caches.get(level)
-        if cache is not None:
-            return cache
-        if self.faults.armed and self.faults.should_fail(FaultSite.KMEM_CACHE):
-            raise BpfnsError(errno.ENOMEM, "create_bpf_cachep failed (injected failure)")
-        return self._new_obj_id_cache(level)
-
-    def _new_task(
-        self, cred: Cred, nsproxy: Nsproxy, files: FdTable, tgid: int, name: str | None
-    ) -> Task:
-        """Give a new task a pid (``alloc_pid``: cyclic, from 1) and register it."""
-        task = Task(self, 0, tgid, cred, nsproxy, files, name)
-        task.pid = self._pid_idr._alloc_cyclic(task, 1, PID_MAX_LIMIT - 1)
-        task.tgid = tgid or task.pid
-        self._tasks[task.pid] = task
-        if self._tracer is not None:
-            self._tracer.emit(TaskCreated(self._tracer.step, self._tracer.ref(task), task.pid))
-        return task
-
-    def _release_task(self, task: Task) -> None:
-        """``release_task``: the pid is free again."""
-        self._pid_idr._remove(task.pid)
-        del self._tasks[task.pid]
+    @property
+    def _tracer(self) -> Any:
+        return self.tracer
 
     def tasks(self) -> list[Task]:
         """The live tasks, by pid.
@@ -247,79 +92,9 @@ class Kernel:
         >>> [t.pid for t in k.tasks()]
         [1, 2]
         """
-        return [self._tasks[pid] for pid in sorted(self._tasks)]
-
-    def find_task(self, pid: int) -> Task:
-        """``find_task_by_vpid`` in the initial pid namespace.
-
-        Raises:
-            BpfnsError: ESRCH if no live task has ``pid``.
-
-        >>> Kernel().find_task(1).name
-        'init'
-        """
-        check_int("pid", pid, 0, INT_MAX, "pid_t")
-        task = self._tasks.get(pid)
-        if task is None:
-            raise BpfnsError(errno.ESRCH, f"no live task with pid {pid}")
-        return task
-
-    def _own_task(self, task: object, what: str) -> Task:
-        """``task`` if it is a live Task of this Kernel; ``what`` names the argument."""
-        if not isinstance(task, Task):
-            raise TypeError(f"{what} must be a bpfns.Task, not {type(task).__name__}")
-        if task.kernel is not self:
-            raise ValueError(f"{what}: {task!r} belongs to another Kernel")
-        if not task.alive:
-            raise ValueError(f"{what}: {task!r} has exited; use a live task")
-        return task
-
-    def _syscall(self, task: Task, name: str) -> _Current:
-        """Run kernel code as ``current = task`` (one step of the operation counter).
-
-        Use as ``with k._syscall(task, "bpf(...)"):``; a plain class, not a generator,
-        because every syscall of every fuzz step enters it.
-        """
-        if not task.alive:
-            raise ValueError(f"{name}: {task!r} has exited; use a live task")
-        self._step += 1
-        return _Current(self, task)
-
-    def _vnr(self, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
-        """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8).
-
-        Every object reachable from a file, pin or holder has its id record.
-        """
-        assert obj.obj_id is not None
-        ns = vnr_namespace(self, what)
-        return 0 if ns is None else obj.obj_id.nr_ns(ns)
-
-    def _audit(self, prog: BpfObject, op: str) -> None:
-        """``bpf_audit_prog``: an AUDIT_BPF record with ``prog-id=vnr``.
-
-        ``pid`` is the task running the code, 0 for a kernel thread (no current task).
-        """
-        prog_id = self._vnr(prog, "bpf_audit_prog")
-        pid = 0 if self._current is None else self._current.pid
-        self.audit_log.append(AuditRecord(op, prog_id, pid))
-
-    @staticmethod
-    def _obj_type(type_: object) -> ObjType:
-        if type_.__class__ is ObjType:
-            return type_
-        if isinstance(type_, bool) or not isinstance(type_, int):
-            raise TypeError(f"type must be a bpfns.ObjType, not {type(type_).__name__}")
-        try:
-            return ObjType(type_)
-        except ValueError:
-            raise ValueError(f"type={type_} is not an ObjType (MAP=0, PROG=1, LINK=2)") from None
+        return [self.live_tasks[pid] for pid in sorted(self.live_tasks)]
 
     # -- public views ---------------------------------------------------------------
-
-    @property
-    def step(self) -> int:
-        """How many operations this kernel has run (reports carry it)."""
-        return self._step
 
     @property
     def trace(self) -> Trace:
@@ -332,24 +107,24 @@ class Kernel:
         >>> k.trace[0].kind, k.trace[1].kind
         ('kernel', 'ns_created')
         """
-        if self._tracer is None:
+        if self.tracer is None:
             raise ValueError("this Kernel does not trace; build it with Kernel(trace=True)")
-        return self._tracer.trace
+        return self.tracer.trace
 
     @property
     def reports(self) -> list[Report]:
         """Every sanitizer :class:`bpfns.Report`, oldest first (kept with tracing off)."""
-        return self._sanitizer.reports
+        return self.sanitizer.reports
 
     @property
     def tainted(self) -> bool:
         """Whether a memory bug was reported: the simulated kernel's state is suspect."""
-        return self._sanitizer.tainted
+        return self.sanitizer.tainted
 
     @property
     def rcu_pending(self) -> tuple[str, ...]:
         """The ``call_rcu`` callbacks waiting for :meth:`synchronize_rcu`."""
-        return self._rcu.pending
+        return self.rcu.pending
 
     def bpf_objects(self) -> list[BpfObject]:
         """Every BPF object not yet freed (maps, programs, links), in creation order.
@@ -362,7 +137,7 @@ class Kernel:
         >>> k.bpf_objects()
         [<BpfMap 'm' id=1 refcnt=1>]
         """
-        return list(self._bpf_objects)
+        return list(self.objects)
 
     def link_primers(self) -> list[LinkPrimer]:
         """The pending :class:`bpfns.LinkPrimer` records (BPF_LINK_CREATE in progress).
@@ -373,7 +148,7 @@ class Kernel:
         >>> k.link_primers()
         [<LinkPrimer pid=1 fd=1 id=1 pending>]
         """
-        return list(self._primers)
+        return list(self.primers)
 
     def user_namespaces(self) -> list[UserNamespace]:
         """``init_user_ns`` and every user namespace not yet freed, in creation order.
@@ -396,7 +171,7 @@ class Kernel:
         >>> [ns.level for ns in k.namespaces()]
         [0, 1]
         """
-        rest = sorted(self._namespaces, key=lambda ns: (ns.level, ns.inum))
+        rest = sorted(self.live_namespaces, key=lambda ns: (ns.level, ns.inum))
         return [self.init_ns, *rest]
 
     # -- namespaces -----------------------------------------------------------------
@@ -434,15 +209,7 @@ class Kernel:
         >>> ns.parent is k.init_ns, ns.level
         (True, 1)
         """
-        flags = check_int("flags", flags, 0, 0xFFFFFFFFFFFFFFFF, "u64")
-        old = live_namespace(old_ns, "old_ns", self)
-        owner = live_user_ns(user_ns, "user_ns", self.init_user_ns)
-        uid = check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
-        label = check_label("name", name)
-        self._step += 1
-        if not flags & CLONE_NEWBPF:
-            return old.get()
-        return create_bpf_namespace(self, owner, old, uid, label)
+        return copy_bpfns(self, flags, user_ns, old_ns, euid, name)
 
     # -- object ids -----------------------------------------------------------------
 
@@ -470,7 +237,7 @@ class Kernel:
         >>> k.translate(ObjType.MAP, 1, child, k.init_ns)
         2
         """
-        type_ = self._obj_type(type)
+        type_ = obj_type(type)
         src = live_namespace(from_ns, "from_ns", self)
         dst = live_namespace(to_ns, "to_ns", self)
         check_int("nr", nr, 0, INT_MAX, "int")
@@ -495,8 +262,8 @@ class Kernel:
         >>> k.synchronize_rcu()
         1
         """
-        self._step += 1
-        return self._rcu.synchronize()
+        self.step += 1
+        return self.rcu.synchronize()
 
     # -- invariants -----------------------------------------------------------------
 
@@ -512,7 +279,7 @@ class Kernel:
         >>> k.snapshot() == before, k.snapshot().inums
         (False, ())
         """
-        return take_snapshot(self._world(), self.slabinfo(), tuple(self._inum_ida.ids()))
+        return take_snapshot(self._world(), self.slabinfo(), tuple(self.inum_ida.ids()))
 
     def leftovers(self) -> list[Leftover]:
         """What is still live beyond this Kernel's initial state, as :class:`bpfns.Leftover`.
@@ -533,7 +300,7 @@ class Kernel:
         >>> k.teardown(); k.leftovers()
         []
         """
-        raw = [h for h in self._live_obj_ids() if not isinstance(h.obj, BpfObject)]
+        raw = [h for h in live_obj_ids(self) if not isinstance(h.obj, BpfObject)]
         return find_leftovers(self._world(), raw)
 
     def _world(self) -> World:
@@ -558,7 +325,7 @@ class Kernel:
         >>> Kernel().slabinfo()
         [('bpf_namespace', 0), ('pid', 0)]
         """
-        caches: list[KmemCache[Any]] = [self._ns_cache, *self._obj_id_caches.values()]
+        caches: list[KmemCache[Any]] = self.caches()
         return sorted((c.name, c.active) for c in caches)
 
     @traced
@@ -583,7 +350,7 @@ class Kernel:
         >>> k.teardown(); k.leftovers(), len(k.namespaces())
         ([], 1)
         """
-        for primer in list(self._primers):
+        for primer in list(self.primers):
             if primer.task.alive:
                 primer.cleanup()
         if self.init_task.alive:  # bpffs is unmounted: every pin is dropped
@@ -591,7 +358,7 @@ class Kernel:
                 self.init_task.unlink(path)
         for task in reversed(self.tasks()):
             task.exit()
-        while self._rcu.pending:
+        while self.rcu.pending:
             self.synchronize_rcu()
 
     def check(self) -> None:
@@ -606,171 +373,4 @@ class Kernel:
 
         >>> Kernel().check()
         """
-        try:
-            self._check_structures()
-        except AssertionError as exc:
-            raise InvariantViolation("data structures", str(exc) or repr(exc)) from exc
-        check_tasks(self)
-        self._check_ids()
-        self._check_refcounts()
-        self._check_ucounts()
-        self._check_user_namespaces()
-        self._check_primers()
-        self._check_rcu()
-        check_objects(self)
-
-    def _check_structures(self) -> None:
-        self._inum_ida._check()
-        self._ns_cache._check()
-        for cache in self._obj_id_caches.values():
-            cache._check()
-        self.init_user_ns.registry._check()
-        for primer in self._primers:
-            primer._check()
-        for ns in self.namespaces():
-            ns._check()
-        if self._tracer is not None:
-            self._tracer._check()
-
-    def _live_obj_ids(self) -> list[ObjId]:
-        seen: dict[int, ObjId] = {}
-        for ns in self.namespaces():
-            for idr in ns.idr:
-                for i, handle in idr._bits.iter_items(0):  # every allocated id, NULL or not
-                    if handle is None:
-                        raise InvariantViolation(
-                            "no NULL entries", f"{ns.label()} holds a NULL entry at id {i}"
-                        )
-                    seen[id(handle)] = handle
-        return list(seen.values())
-
-    def _check_ids(self) -> None:
-        handles = self._live_obj_ids()
-        live = sum(c.active for c in self._obj_id_caches.values())
-        for h in handles:
-            if not h.live:
-                raise InvariantViolation(
-                    "IDR entries point to live records",
-                    f"a freed record is still in an IDR: {h!r}",
-                )
-            slot = h._slot  # numbers[], read from the record's arrays (deepest first)
-            nrs = cast("list[int]", slot.nrs[::-1])
-            nss = cast("list[Namespace]", slot.nss[::-1])
-            for level, (nr, ns) in enumerate(zip(nrs, nss, strict=True)):
-                if ns.level != level:
-                    raise InvariantViolation("ids at every level", f"{h!r} level {level}")
-                alive = ns.alive
-                if alive and ns.idr[h.type]._bits.get(nr) is not h:
-                    raise InvariantViolation(
-                        "every live id present at each level",
-                        f"{h!r} is missing from {ns.label()} as {nr}",
-                    )
-                if not alive and not self.behavior.d2_obj_id_unpinned:
-                    raise InvariantViolation(
-                        "nothing live references a dead namespace",
-                        f"{h!r} references {ns!r}",
-                    )
-        if len(handles) != live:
-            raise InvariantViolation(
-                "root sees every live object",
-                f"{live} id records are allocated but {len(handles)} are reachable from "
-                "the IDRs (a record lost its ids, or was leaked)",
-            )
-        for ns in self.namespaces():
-            for type_ in ObjType:
-                for nr, h in ns.idr[type_]:
-                    rec, i = h._slot, h._slot.level - ns.level
-                    if h.type is not type_ or i < 0 or (rec.nrs[i], rec.nss[i]) != (nr, ns):
-                        raise InvariantViolation(
-                            "ids unique per (namespace, type)",
-                            f"{ns.label()} {type_.name} {nr} -> {h!r}",
-                        )
-
-    def _check_refcounts(self) -> None:
-        children: dict[int, int] = {}
-        for ns in self._namespaces:
-            if ns.alive and ns.parent is not None:
-                children[id(ns.parent)] = children.get(id(ns.parent), 0) + 1
-        pins: dict[int, int] = {}
-        if not self.behavior.d2_obj_id_unpinned:
-            for h in self._live_obj_ids():
-                pins[id(h.ns)] = pins.get(id(h.ns), 0) + 1
-        nsproxies: dict[int, int] = {}
-        for nsproxy in {id(t.nsproxy): t.nsproxy for t in self.tasks() if t.nsproxy}.values():
-            nsproxies[id(nsproxy.bpf_ns)] = nsproxies.get(id(nsproxy.bpf_ns), 0) + 1
-        files: dict[int, int] = {}
-        for file in self._open_files():
-            if file.kind is FileKind.BPF_NS:
-                files[id(file.obj)] = files.get(id(file.obj), 0) + 1
-        for ns in self._namespaces:
-            want = {
-                "child": children.get(id(ns), 0),
-                "obj_id": pins.get(id(ns), 0),
-                "nsproxy": nsproxies.get(id(ns), 0),
-                "file": files.get(id(ns), 0),
-            }
-            got = {k: ns._holders[k] for k in want}
-            if got != want:
-                raise InvariantViolation(
-                    "refcounts equal their holders", f"{ns!r}: counted {got}, found {want}"
-                )
-
-    def _open_files(self) -> list[File]:
-        """Every distinct open File in every live task's table."""
-        tables = {id(t.files): t.files for t in self.tasks() if t.files is not None}
-        seen = {id(f): f for table in tables.values() for _, f in table.items()}
-        return list(seen.values())
-
-    def _check_ucounts(self) -> None:
-        expected: dict[tuple[int, int], int] = {}
-        for ns in self._namespaces:
-            assert ns._ucounts is not None
-            it: Ucounts | None = ns._ucounts
-            while it is not None:
-                key = (id(it.ns), it.uid)
-                expected[key] = expected.get(key, 0) + 1
-                it = it.ns.ucounts
-        for uc in all_ucounts(self.init_user_ns):
-            want = expected.get((id(uc.ns), uc.uid), 0)
-            if uc.counts[self._ns_ucount] != want:
-                raise InvariantViolation(
-                    "ucounts equal live namespaces",
-                    f"user ns level {uc.ns.level} uid {uc.uid}: "
-                    f"{uc.counts[self._ns_ucount]} charged, {want} namespaces",
-                )
-        inums = sorted(ns.inum - PROC_DYNAMIC_FIRST for ns in self._namespaces if ns.alive)
-        if inums != self._inum_ida.ids():
-            raise InvariantViolation(
-                "inode numbers distinct and allocated",
-                f"live namespaces {inums}, allocated {self._inum_ida.ids()}",
-            )
-
-    def _check_user_namespaces(self) -> None:
-        """User-namespace references equal their holders; their ucounts, the live ones."""
-        check_user_namespaces(
-            self.init_user_ns.registry,
-            cred=[t.cred.user_ns for t in self.tasks()],
-            bpf_ns=[ns.user_ns for ns in self.namespaces()],
-            file=[f.obj for f in self._open_files() if f.kind is FileKind.USER_NS],
-        )
-
-    def _check_primers(self) -> None:
-        """Every reserved fd belongs to a pending primer."""
-        check_primers(self.link_primers(), self.tasks())
-
-    def _check_rcu(self) -> None:
-        """The pending RCU callbacks are exactly the frees the objects wait for."""
-        owners = self._rcu.owners()
-        waiting: list[object] = [ns for ns in self._namespaces if not ns.alive]
-        waiting += [o for o in self._bpf_objects if isinstance(o, BpfProg) and not o.refcnt]
-        if sorted(map(id, owners)) != sorted(map(id, waiting)):
-            raise InvariantViolation(
-                "RCU callbacks match what waits for a grace period",
-                f"pending {self._rcu.pending}, waiting {waiting}",
-            )
-        if self._ns_cache.active != len(self._namespaces):
-            raise InvariantViolation(
-                "slab objects are owned",
-                f"{self._ns_cache.active} namespace objects allocated, "
-                f"{len(self._namespaces)} namespaces not yet freed",
-            )
+        check_kernel(self)

@@ -21,10 +21,12 @@ come in two forms with one meaning. The general form is the C code line by line:
 policy's allocation at each level, fault-injection sites, trace events, D1, D2. When no
 tracer, no fault injector and no placeholder policy are involved, the arguments are the
 common ones, and (for the free) the record is intact and its namespace alive, the fast
-form does the same work inline: at each level it takes the cursor's slot in the IDR's
-armed radix-tree leaf (see :mod:`bpfns._radix_tree`), and falls back to that level's
-policy only when the slot is taken or not armed. One identity test recognises the
-common case: a namespace's ``_fast_owner`` is its kernel while it is alive, uses the
+form does the same work with the radix tree's own fast operations: at each level it
+takes the cursor's slot in the IDR's armed leaf
+(:func:`bpfns._radix_tree.take_cursor_walk`), and falls back to that level's policy
+only when the slot is taken or not armed; the free is
+:func:`bpfns._radix_tree.remove_walk`. One identity test recognises the common case: a
+namespace's ``fast_owner`` is its kernel while it is alive, uses the
 object-id policy and its kernel does not trace. Every level of a live namespace's chain
 is alive (a namespace pins its parent), which is why the free needs one D2 test, not
 one per level. :meth:`bpfns.Kernel.alloc_obj_id` and :meth:`bpfns.Kernel.free_obj_id`
@@ -41,145 +43,44 @@ sanitizer, the invariant checks and the D1 rollback read them.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator, Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, overload
+from typing import Any, ClassVar, NoReturn
 
 import attrs
 
-from ._bpf_namespace import Namespace, NsState, ObjType, live_namespace
+from ._bpf_namespace import (
+    IdRecord,
+    Namespace,
+    NsContext,
+    NsState,
+    ObjIdEntry,
+    ObjType,
+    get_bpfns,
+    live_namespace,
+    memory_reused_by,
+    obj_type,
+    put_bpfns,
+)
 from ._errors import BpfnsError
 from ._fault import FaultSite
-from ._radix_tree import FREE
+from ._idr import idr_remove
+from ._radix_tree import remove_walk, take_cursor_walk
 from ._sanitizer import BugKind
 from ._trace import IdAlloc, IdFree, Rollback, Tracer, replayable, traced
 
-if TYPE_CHECKING:
-    from ._kernel import Kernel
-
-__all__ = ["IdRecord", "ObjId", "ObjIdEntry"]
+__all__ = [
+    "IdRecord",
+    "KernelObjId",
+    "ObjId",
+    "ObjIdEntry",
+    "alloc_obj_id",
+    "bpf_obj_id_nr",
+    "free_obj_id",
+    "record_of",
+]
 
 _ALIVE = NsState.ALIVE
 _new = object.__new__
-
-
-class ObjIdEntry(NamedTuple):
-    """``struct ubpf_obj_id``: an object's number in one namespace.
-
-    A value, like the project's ``attrs.frozen`` records, but a NamedTuple: one is built
-    per level of every allocation, and a tuple builds several times faster.
-
-    Attributes:
-        nr: the id in ``ns``.
-        ns: the namespace at that level.
-
-    >>> from bpfns import Kernel
-    >>> k = Kernel()
-    >>> ObjIdEntry(3, k.init_ns) == ObjIdEntry(3, k.init_ns)
-    True
-    """
-
-    nr: int
-    ns: Namespace
-
-
-class IdRecord:
-    """The memory of one ``struct bpf_obj_id``: a slab object of a per-level cache.
-
-    ``numbers[]`` is kept as two arrays indexed deepest level first (index ``level - i``
-    holds level ``i``): ``nrs``, the ids, and ``nss``, the namespaces. A slab object that
-    was never written holds None in both. ``mem`` is the kernel's view,
-    ``numbers[0..level]`` as :class:`ObjIdEntry` values (None where never written).
-
-    Attributes:
-        kernel: the Kernel whose cache the record belongs to.
-        addr: as for every slab object (:class:`bpfns._slab.Slot`).
-        owner: the :class:`ObjId` the record is allocated to, None while it is free;
-            a handle is live exactly when it is its record's owner.
-        level: ``obj_id->level`` (the level of the cache it belongs to).
-    """
-
-    __slots__ = ("addr", "kernel", "level", "nrs", "nss", "owner")
-
-    def __init__(self, kernel: Kernel, addr: int, size: int) -> None:
-        self.kernel = kernel
-        self.addr = addr
-        self.level = size - 1
-        self.owner: object = None
-        self.nrs: list[int | None] = [None] * size
-        self.nss: Sequence[Namespace | None] = [None] * size
-
-    @property
-    def live(self) -> bool:
-        """Whether the record is allocated."""
-        return self.owner is not None
-
-    def claim(self, owner: object) -> None:
-        """Allocated to ``owner`` (None until its handle exists)."""
-        self.owner = owner
-
-    def release(self) -> None:
-        """Free: no owner."""
-        self.owner = None
-
-    def zero(self) -> None:
-        """Clear ``numbers[]`` (``kmem_cache_zalloc``; the RFC does not use it)."""
-        self.nrs = [None] * len(self.nrs)
-        self.nss = [None] * len(self.nrs)
-
-    @property
-    def mem(self) -> _Numbers:
-        """``numbers[]`` as a writable sequence of :class:`ObjIdEntry`, level 0 first."""
-        return _Numbers(self)
-
-    def entries(self) -> list[ObjIdEntry | None]:
-        """``numbers[0..level]``, root first (None where never written)."""
-        return [
-            None if ns is None else ObjIdEntry(nr, ns)  # type: ignore[arg-type]
-            for nr, ns in zip(reversed(self.nrs), reversed(self.nss), strict=True)
-        ]
-
-    def __repr__(self) -> str:
-        return f"<IdRecord {self.addr:#x} live={self.live}>"
-
-
-class _Numbers:
-    """``numbers[]`` of an :class:`IdRecord`: ``mem[level]`` reads or writes one entry."""
-
-    __slots__ = ("_rec",)
-
-    def __init__(self, rec: IdRecord) -> None:
-        self._rec = rec
-
-    def __len__(self) -> int:
-        return len(self._rec.nrs)
-
-    def __iter__(self) -> Iterator[ObjIdEntry | None]:
-        return iter(self._rec.entries())
-
-    @overload
-    def __getitem__(self, level: int) -> ObjIdEntry | None: ...
-    @overload
-    def __getitem__(self, level: slice) -> list[ObjIdEntry | None]: ...
-    def __getitem__(self, level: int | slice) -> ObjIdEntry | list[ObjIdEntry | None] | None:
-        if isinstance(level, slice):
-            return self._rec.entries()[level]
-        i = self._index(level)
-        ns = self._rec.nss[i]
-        return None if ns is None else ObjIdEntry(self._rec.nrs[i], ns)  # type: ignore[arg-type]
-
-    def __setitem__(self, level: int, entry: ObjIdEntry | None) -> None:
-        rec = self._rec
-        i = self._index(level)
-        if not isinstance(rec.nss, list):  # the namespace's shared chain: copy on write
-            rec.nss = list(rec.nss)
-        rec.nrs[i], rec.nss[i] = (None, None) if entry is None else entry
-
-    def _index(self, level: int) -> int:
-        top = len(self._rec.nrs) - 1
-        if not 0 <= level <= top:
-            raise IndexError(f"numbers[{level}]: the record has levels 0..{top}")
-        return top - level
 
 
 @attrs.define(eq=False, repr=False)
@@ -202,12 +103,12 @@ class ObjId:
     _trace_kind: ClassVar[str] = "oid"
 
     @property
-    def _kernel(self) -> Kernel:
+    def _kernel(self) -> NsContext:
         return self._slot.kernel
 
     @property
     def _tracer(self) -> Tracer | None:
-        return self._slot.kernel._tracer
+        return self._slot.kernel.tracer
 
     @property
     def live(self) -> bool:
@@ -283,13 +184,13 @@ class ObjId:
             return nr
         if not k.behavior.d6_nr_ns_unchecked:
             return 0
-        k._sanitizer.report(
+        k.sanitizer.report(
             "D6",
             BugKind.SEMANTIC,
             f"bpf_obj_id_nr_ns returned {nr}, the id in {owner.label()}, to a "
             f"viewer in {ns.label()} at the same level (no numbers[level].ns == ns check)",
             "bpf_obj_id_nr_ns",
-            k._step,
+            k.step,
         )
         return nr
 
@@ -332,71 +233,80 @@ class KernelObjId(ObjId):
 _HANDLE: type[ObjId] = ObjId
 _KERNEL_HANDLE: type[ObjId] = KernelObjId
 
+
+def bpf_obj_id_nr(obj_id: ObjId) -> int:
+    """:meth:`ObjId.nr` of a handle the caller knows is live (its own, just allocated)."""
+    nr: int = obj_id._slot.nrs[-1]  # type: ignore[assignment]
+    return nr
+
+
+def record_of(obj_id: ObjId) -> IdRecord:
+    """The record (slab memory) ``obj_id`` points at, live or not: what the checks read."""
+    return obj_id._slot
+
+
 # -- alloc and free ---------------------------------------------------------------------
 
 
-def _ns_memory(k: Kernel, ns: Namespace, access: str, where: str) -> Namespace | None:
+def _ns_memory(k: NsContext, ns: Namespace, access: str, where: str) -> Namespace | None:
     """Report a D2 use-after-free of the dead ``ns``; return whose memory it reaches.
 
     That is ``ns`` itself while its RCU free is pending (its IDRs are destroyed, so a
     removal finds nothing), the namespace now occupying its memory if it was freed and
     reused, or None if the memory is free (the access then has no effect).
     """
-    if ns._state is NsState.DESTROYED:
+    if ns.state is NsState.DESTROYED:
         state = "destroyed (put_bpfns reached zero; RCU free pending)"
         target: Namespace | None = ns
     else:
-        assert ns._slot is not None
-        reused = ns._slot.live
-        owner = ns._slot.owner if reused else None
-        target = owner if isinstance(owner, Namespace) else None
+        target = memory_reused_by(ns)
         state = "freed" + (f", memory reused by {target!r}" if target is not None else "")
-    k._sanitizer.report(
+    k.sanitizer.report(
         "D2",
         BugKind.USE_AFTER_FREE,
         f"{access} on namespace {ns.label()} (inum {ns.inum:#x}), which is {state}: "
         "the id record does not pin its namespace",
         where,
-        k._step,
+        k.step,
     )
     return target
 
 
-def _alloc_careful(k: Kernel, ns: object, obj: object, type: object, nested: bool) -> ObjId:
+def _alloc_careful(k: NsContext, ns: object, obj: object, type: object, nested: bool) -> ObjId:
     """``alloc_obj_id`` off its fast path: recorded if traced, checked, then line by line."""
     if not nested:
-        tracer = k._tracer
+        tracer = k.tracer
         if tracer is not None and not tracer.depth:
             handle: ObjId = tracer.call(alloc_obj_id, k, (ns, obj, type), {})
             return handle
         ns = live_namespace(ns, "ns", k)
-        type = k._obj_type(type)
+        type = obj_type(type)
         if obj is None:
             raise ValueError("alloc_obj_id: obj must not be None (a NULL entry is invisible)")
-        k._step += 1
+        k.step += 1
     cls = KernelObjId if nested else ObjId
     return _alloc_obj_id(k, ns, obj, type, cls)  # type: ignore[arg-type]
 
 
-def _free_careful(k: Kernel, obj_id: object, type: object, nested: bool) -> None:
+def _free_careful(k: NsContext, obj_id: object, type: object, nested: bool) -> None:
     """``free_obj_id`` off its fast path: recorded if traced, checked, then line by line."""
     if not nested:
-        tracer = k._tracer
+        tracer = k.tracer
         if tracer is not None and not tracer.depth:
             tracer.call(free_obj_id, k, (obj_id, type), {})
             return
         type = _free_args(k, obj_id, type)
-        k._step += 1
+        k.step += 1
     _free_obj_id(k, obj_id._slot, type)  # type: ignore[attr-defined,arg-type]
 
 
-def _free_args(k: Kernel, obj_id: object, type: object) -> ObjType:
+def _free_args(k: NsContext, obj_id: object, type: object) -> ObjType:
     """The argument checks of ``free_obj_id``; the type as an :class:`ObjType`."""
     if not isinstance(obj_id, ObjId):
         raise TypeError(f"free_obj_id: expected a bpfns.ObjId, got {obj_id.__class__.__name__}")
     if obj_id._kernel is not k:
         raise ValueError("free_obj_id: this ObjId belongs to another Kernel")
-    type_ = k._obj_type(type)
+    type_ = obj_type(type)
     if not obj_id.live:
         raise ValueError("free_obj_id: double free; this ObjId was already freed")
     if type_ is not obj_id.type:
@@ -409,26 +319,26 @@ def _free_args(k: Kernel, obj_id: object, type: object) -> ObjType:
     return type_
 
 
-def _remove_id(k: Kernel, slot: IdRecord, level: int, type_: ObjType, where: str) -> None:
+def _remove_id(k: NsContext, slot: IdRecord, level: int, type_: ObjType, where: str) -> None:
     """``idr_remove(&numbers[level].ns->idr[type], numbers[level].nr)``, D2 checked."""
     i = slot.level - level
     nr: int = slot.nrs[i]  # type: ignore[assignment]
     ns: Namespace = slot.nss[i]  # type: ignore[assignment]
-    tracer = k._tracer
+    tracer = k.tracer
     if tracer is not None:
         oid = tracer.ref(slot.owner)
         tracer.emit(IdFree(tracer.step, oid, type_.name, level, tracer.ref(ns), nr))
-    if ns._state is not _ALIVE:
+    if ns.state is not _ALIVE:
         target = _ns_memory(k, ns, f"idr_remove(idr[{type_.name}], {nr})", where)
         if target is None:
             return
         ns = target
-    ns.idr[type_]._remove(nr)
+    idr_remove(ns.idr[type_], nr)
 
 
 @replayable
 def alloc_obj_id(
-    k: Kernel, ns: Namespace, obj: object, type: ObjType, *, _nested: bool = False
+    k: NsContext, ns: Namespace, obj: object, type: ObjType, *, _nested: bool = False
 ) -> ObjId:
     """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
 
@@ -468,7 +378,7 @@ def alloc_obj_id(
     # armed. Everything else (tracing, bad arguments, fault injection, a placeholder
     # policy) takes _alloc_careful: the checks in order, then the line-by-line walk.
     try:
-        if ns._fast_owner is not k or type.__class__ is not ObjType or obj is None:
+        if ns.fast_owner is not k or type.__class__ is not ObjType or obj is None:
             return _alloc_careful(k, ns, obj, type, _nested)
     except AttributeError:  # not a Namespace
         return _alloc_careful(k, ns, obj, type, _nested)
@@ -477,9 +387,9 @@ def alloc_obj_id(
     if _nested:  # the record of a bpf() command's object
         cls = _KERNEL_HANDLE
     else:
-        k._step += 1
+        k.step += 1
         cls = _HANDLE
-    freelist = ns._id_freelist  # kmem_cache_alloc, inline
+    freelist = ns.id_freelist  # kmem_cache_alloc, inline (see KmemCache.freelist)
     slot = freelist.pop() if freelist else ns.obj_id_cachep.alloc(None)
     handle = _new(cls)  # ObjId(slot, type, obj), without the __init__ frame
     handle._slot = slot
@@ -487,35 +397,26 @@ def alloc_obj_id(
     handle.obj = obj
     slot.owner = handle
     nrs = slot.nrs  # numbers[level - j].nr, written in place as the C loop does
-    free = FREE
-    for j, bits in ns._trees[type]:  # deepest first
-        nr = bits._next
-        try:
-            leaf = bits._cur
-            off = nr - bits._cur_base
-            if leaf[off] is free:  # the cursor's slot: armed, so 1 <= nr <= policy max
-                leaf[off] = handle
-                bits._next = nr + 1
-                nrs[j] = nr
-                continue
-        except IndexError:  # no leaf armed, or the cursor at its end
-            pass
-        tmp = ns._path[j]
+    walk = ns.id_walks[type]  # deepest first
+    j = take_cursor_walk(walk, handle, nrs, 0)
+    while j < len(walk):  # level j's cursor slot is taken or not armed: its policy decides
+        tmp = ns.path[j]
         try:
             nrs[j] = tmp.policy.alloc(tmp.idr[type], handle)
         except BpfnsError as err:
             if not isinstance(slot.nss, list):
                 slot.nss = list(slot.nss)
-            slot.nss[:j] = ns._path[:j]  # what the C loop wrote before it failed
+            slot.nss[:j] = ns.path[:j]  # what the C loop wrote before it failed
             _fail(k, ns, slot, type, tmp, err)
-    slot.nss = ns._path
+        j = take_cursor_walk(walk, handle, nrs, j + 1)
+    slot.nss = ns.path
     if not k.behavior.d2_obj_id_unpinned:
-        ns._get("obj_id")
+        get_bpfns(ns, "obj_id")
     return handle
 
 
 def _alloc_obj_id(
-    k: Kernel, ns: Namespace, obj: object, type_: ObjType, cls: type[ObjId]
+    k: NsContext, ns: Namespace, obj: object, type_: ObjType, cls: type[ObjId]
 ) -> ObjId:
     """``bpf_alloc_obj_id`` line by line: fault sites, trace events, placeholders."""
     faults = k.faults
@@ -534,7 +435,7 @@ def _alloc_obj_id(
     nss = slot.nss
     tmp: Namespace | None = ns
     i = level
-    tracer = k._tracer
+    tracer = k.tracer
     while tmp is not None:
         idr = tmp.idr[type_]
         before = idr.cursor
@@ -563,21 +464,21 @@ def _alloc_obj_id(
             tracer.emit(ev)
         tmp = tmp.parent
         i -= 1
-    slot.nss = ns._path  # the same namespaces: the record is intact (see free_obj_id)
+    slot.nss = ns.path  # the same namespaces: the record is intact (see free_obj_id)
     if ns.policy.placeholder:  # alloc_pid: publish every level at once
-        for pid, level_ns in zip(reversed(nrs), reversed(ns._path), strict=True):
+        for pid, level_ns in zip(reversed(nrs), reversed(ns.path), strict=True):
             level_ns.idr[type_].replace(handle, pid)  # type: ignore[arg-type]
     if not k.behavior.d2_obj_id_unpinned:
-        ns._get("obj_id")
+        get_bpfns(ns, "obj_id")
     return handle
 
 
 def _fail(
-    k: Kernel, ns: Namespace, slot: IdRecord, type_: ObjType, at: Namespace, err: BpfnsError
+    k: NsContext, ns: Namespace, slot: IdRecord, type_: ObjType, at: Namespace, err: BpfnsError
 ) -> NoReturn:
     """The error path of ``bpf_alloc_obj_id`` after level ``at.level`` failed with ``err``."""
     failed = at.level
-    tracer = k._tracer
+    tracer = k.tracer
     if tracer is not None:
         oid = tracer.ref(slot.owner)
         tracer.emit(Rollback(tracer.step, oid, type_.name, failed, err.errorcode))
@@ -590,7 +491,7 @@ def _fail(
     ) from None
 
 
-def _rollback(k: Kernel, slot: IdRecord, failed: int, type_: ObjType) -> None:
+def _rollback(k: NsContext, slot: IdRecord, failed: int, type_: ObjType) -> None:
     """The rollback loop of ``bpf_alloc_obj_id`` after a failure at level ``failed``."""
     first = failed + 1
     if k.behavior.d1_rollback_at_failed_level:
@@ -606,7 +507,7 @@ def _rollback(k: Kernel, slot: IdRecord, failed: int, type_: ObjType) -> None:
                 f"numbers[{failed}] still holds a previous record's entry "
                 f"(nr={stale.nr}, ns={stale.ns.label()}); the rollback removes that id"
             )
-        k._sanitizer.report("D1", BugKind.UNINIT_VALUE, what, "bpf_alloc_obj_id", k._step)
+        k.sanitizer.report("D1", BugKind.UNINIT_VALUE, what, "bpf_alloc_obj_id", k.step)
         if stale is None:  # a wild pointer: nothing bpfns can model; skip the access
             first = failed + 1
     for i in range(first, slot.level + 1):
@@ -614,7 +515,7 @@ def _rollback(k: Kernel, slot: IdRecord, failed: int, type_: ObjType) -> None:
 
 
 @replayable
-def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = False) -> None:
+def free_obj_id(k: NsContext, obj_id: ObjId, type: ObjType, *, _nested: bool = False) -> None:
     """``bpf_free_obj_id``: remove every id of ``obj_id``, deepest first, and free it.
 
     In RFC behaviour the record does not pin its namespace (D2): if that namespace
@@ -648,8 +549,8 @@ def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = Fals
         nss = slot.nss
         deepest: Namespace = nss[0]  # type: ignore[assignment]
         if (
-            deepest._fast_owner is not k
-            or nss is not deepest._path
+            deepest.fast_owner is not k
+            or nss is not deepest.path
             or slot.owner is not obj_id
             or type is not obj_id.type
         ):
@@ -659,34 +560,24 @@ def free_obj_id(k: Kernel, obj_id: ObjId, type: ObjType, *, _nested: bool = Fals
     if not _nested:
         if obj_id.__class__ is not ObjId:  # a KernelObjId: refused by the careful path
             return _free_careful(k, obj_id, type, _nested)
-        k._step += 1
-    nrs = slot.nrs
-    free = FREE
-    for j, bits in deepest._trees[type]:
-        off = nrs[j] - bits._cur_base  # type: ignore[operator]
-        if off >= 0:
-            try:
-                bits._cur[off] = free
-                continue
-            except IndexError:  # not in the armed leaf
-                pass
-        bits.remove(nrs[j])  # type: ignore[arg-type]
-    slot.owner = None  # kmem_cache_free, inline
-    deepest._id_freelist.append(slot)
+        k.step += 1
+    remove_walk(deepest.id_walks[type], slot.nrs)
+    slot.owner = None  # kmem_cache_free, inline (see KmemCache.freelist)
+    deepest.id_freelist.append(slot)
     if not k.behavior.d2_obj_id_unpinned:
-        deepest._put("obj_id")
+        put_bpfns(deepest, "obj_id")
     return None
 
 
-def _free_obj_id(k: Kernel, slot: IdRecord, type: ObjType) -> None:
+def _free_obj_id(k: NsContext, slot: IdRecord, type: ObjType) -> None:
     """``bpf_free_obj_id`` line by line: trace events, D2 checks at every level."""
     deepest: Namespace = slot.nss[0]  # type: ignore[assignment]
     for i in range(slot.level, -1, -1):
         _remove_id(k, slot, i, type, "bpf_free_obj_id")
-    if deepest._state is not _ALIVE:
+    if deepest.state is not _ALIVE:
         _ns_memory(k, deepest, "read of ns->obj_id_cachep", "bpf_free_obj_id")
     # The per-level caches are never destroyed, so the freed namespace's cache pointer
     # is still the right cache in practice.
     deepest.obj_id_cachep.free(slot)
     if not k.behavior.d2_obj_id_unpinned:
-        deepest._put("obj_id")
+        put_bpfns(deepest, "obj_id")

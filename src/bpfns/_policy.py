@@ -18,12 +18,14 @@ import errno
 
 import attrs
 
+from ._args import INT_MAX
 from ._errors import BpfnsError
-from ._idr import Idr
+from ._idr import Idr, idr_alloc_cyclic
 
 __all__ = ["PID_MAX_LIMIT", "RESERVED_PIDS", "ObjIdPolicy", "PidPolicy"]
 
 RESERVED_PIDS = 300
+#: ``PID_MAX_LIMIT`` on 64-bit (kernel.md C.1); the initial pid namespace's bound.
 PID_MAX_LIMIT = 4 * 1024 * 1024
 PID_MAX_MIN = RESERVED_PIDS + 1
 
@@ -36,9 +38,14 @@ class ObjIdPolicy:
     placeholder = False
     caller = "bpf_alloc_obj_id"
 
+    @property
+    def arm_limit(self) -> int:
+        """The largest id :meth:`alloc` hands out: the IDRs' ``arm_limit``."""
+        return self.end - 1
+
     def alloc(self, idr: Idr, ptr: object) -> int:
         """One level of ``bpf_alloc_obj_id``."""
-        return idr._alloc_cyclic(ptr, 1, self.end - 1)
+        return idr_alloc_cyclic(idr, ptr, 1, self.end - 1)
 
     def after_rollback(self, idr: Idr) -> None:
         """Nothing: the posted code leaves every cursor where it was."""
@@ -55,13 +62,15 @@ class PidPolicy:
     pid_max: int = PID_MAX_LIMIT
     placeholder = True
     caller = "alloc_pid"
+    #: ``pid_max`` can change, so the IDRs arm any leaf (their own bounds check holds).
+    arm_limit = INT_MAX
 
     def alloc(self, idr: Idr, ptr: object) -> int:
         """One level of ``alloc_pid``: a NULL placeholder; ENOSPC becomes EAGAIN."""
         del ptr  # published later with idr_replace
         pid_min = RESERVED_PIDS if idr.cursor > RESERVED_PIDS else 1
         try:
-            return idr._alloc_cyclic(None, pid_min, self.pid_max - 1)
+            return idr_alloc_cyclic(idr, None, pid_min, self.pid_max - 1)
         except BpfnsError as e:
             raise BpfnsError(
                 errno.EAGAIN,

@@ -28,34 +28,36 @@ keeps the cursor (``idr_next``, :attr:`IdBitmap._next`) and *arms* the leaf it p
 into when that leaf is free from the cursor on: while armed, a leaf's slots are written
 directly, with no bookkeeping (its mask, its full tag and its share of ``_count`` are
 settled when it is disarmed, by looking at its slots once). Allocating the cursor's slot
-is then one list read and one list write, which :meth:`bpfns.Idr.alloc_cyclic` and
-``bpf_alloc_obj_id`` (:mod:`bpfns._obj_id`) do inline, and freeing an id of the armed
-leaf is one list write. The invariants, checked by :meth:`IdBitmap._check`: an armed
-leaf is present in the tree, and the cursor lies in ``[cur_base, cur_base + 2**shift]``,
-so that the index ``cursor - cur_base`` is never negative and is out of range (an
-IndexError) only at the leaf's end; a disarmed tree's ``_cur`` is an empty list, on
-which every index raises IndexError. At most two empty leaves are kept: the armed one,
-and the last one emptied (so that an id allocated and freed over and over, an fd or a
-pid, creates and drops no leaf).
+is then one list read and one list write: :meth:`IdBitmap.take_cursor` for one tree,
+:func:`take_cursor_walk` for the trees of every level of an object id, and freeing an id
+of the armed leaf is one list write (:func:`remove_walk`). These are the only places
+that write an armed leaf's slots directly; every caller (:class:`bpfns.Idr`,
+``bpf_alloc_obj_id`` in :mod:`bpfns._obj_id`) goes through them. The invariants, checked
+by :meth:`IdBitmap._check`: an armed leaf is present in the tree, and the cursor lies in
+``[cur_base, cur_base + 2**shift]``, so that the index ``cursor - cur_base`` is never
+negative and is out of range (an IndexError) only at the leaf's end; a disarmed tree's
+``_cur`` is an empty list, on which every index raises IndexError. At most two empty
+leaves are kept: the armed one, and the last one emptied (so that an id allocated and
+freed over and over, an fd or a pid, creates and drops no leaf).
 
 Everything here is private; :class:`bpfns.Idr` and :class:`bpfns.Ida` are the public face.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_not
 from typing import Any, Final
 
 from sortedcontainers import SortedList
 
-__all__ = ["FREE", "IdBitmap", "LeafTags", "RunSet"]
+from ._args import INT_MAX
+
+__all__ = ["FREE", "IdBitmap", "LeafTags", "RunSet", "remove_walk", "take_cursor_walk"]
 
 #: Default leaf width, 256 ids: 2**24 leaves cover the whole u32 id space.
 DEFAULT_SHIFT = 8
-#: No leaf above this id is ever armed, unless a tree is told otherwise.
-_INT_MAX = 0x7FFFFFFF
 #: bytes 0 and 1 to the digits "0" and "1" (a leaf's mask, built in C; see _scan_mask)
 _DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
@@ -246,7 +248,7 @@ class IdBitmap:
         "shift",
     )
 
-    def __init__(self, shift: int = DEFAULT_SHIFT) -> None:
+    def __init__(self, shift: int = DEFAULT_SHIFT, arm_limit: int = INT_MAX) -> None:
         self.shift = shift
         self._width = 1 << shift
         self._mask = self._width - 1
@@ -269,14 +271,25 @@ class IdBitmap:
         self._cur: list[Any] = []
         self._cur_k = -1
         self._cur_base = 0
-        #: no leaf reaching above this id is armed (see :meth:`arm_cursor`)
-        self._arm_limit = _INT_MAX
+        #: no leaf reaching above this id is armed (see :meth:`arm_cursor`): a cyclic
+        #: allocator's largest id, so that the cursor's slot, when armed, is in range
+        self._arm_limit = arm_limit
         #: the one empty leaf kept (the last emptied), or -1: an id allocated and freed
         #: again and again (an fd, a pid) creates and drops no leaf
         self._spare = -1
 
     def __repr__(self) -> str:
         return f"<IdBitmap shift={self.shift} ids={len(self)} cursor={self._next}>"
+
+    @property
+    def cursor(self) -> int:
+        """The cyclic cursor ``idr_next``: where the next cyclic allocation looks first."""
+        return self._next
+
+    @property
+    def armed(self) -> bool:
+        """Whether a leaf is armed (see the module docstring)."""
+        return self._cur_k >= 0
 
     def __len__(self) -> int:
         cur = self._cur
@@ -382,6 +395,26 @@ class IdBitmap:
             elif not mask >> (off + 1):  # free from the cursor on: a leaf to arm, maybe
                 self.arm_cursor()
         return found
+
+    def take_cursor(self, ptr: object, lo: int, hi: int) -> int:
+        """The common case of ``take(lo, hi, ptr, cyclic=True)``: the cursor's slot. O(1).
+
+        When the cursor lies in ``[lo, hi]`` and its slot is free in the armed leaf,
+        that slot is the lowest free id at or above the cursor, so :meth:`take` would
+        take it: this stores ``ptr`` there, moves the cursor to the next id and returns
+        the id. Otherwise it changes nothing and returns -1, and the caller runs
+        :meth:`take`. (It does not re-arm when the cursor reaches the leaf's end; the
+        next allocation's :meth:`take` does.)
+        """
+        nxt = self._next
+        leaf = self._cur
+        if leaf and lo <= nxt <= hi:  # a leaf is armed: 0 <= nxt - _cur_base <= 2**shift
+            off = nxt - self._cur_base
+            if off < self._width and leaf[off] is FREE:
+                leaf[off] = ptr
+                self._next = nxt + 1
+                return nxt
+        return -1
 
     def find_set(self, lo: int, hi: int) -> int | None:
         """Lowest allocated id in ``[lo, hi]``, or None. O(log n)."""
@@ -560,3 +593,59 @@ class IdBitmap:
             sorted(full)
         )
         assert self._count == sum(mask.bit_count() for mask in masks.values())
+
+
+# -- the id walks of bpf_alloc_obj_id and bpf_free_obj_id ------------------------------
+
+
+def take_cursor_walk(
+    walk: tuple[tuple[int, IdBitmap], ...], ptr: object, nrs: list[int | None], start: int
+) -> int:
+    """:meth:`IdBitmap.take_cursor` on the trees of ``walk`` from ``start``, in order.
+
+    ``walk`` is ``(j, tree)`` pairs, ``j`` counting from 0; every tree was built with
+    its allocator's largest id as ``arm_limit``, and its allocator's lowest id is 1, so
+    that an armed cursor is always in range. While tree ``j`` takes its cursor's slot,
+    ``nrs[j]`` is set to the id taken; the first tree that cannot (its cursor's slot is
+    taken, or not armed) stops the walk, and its ``j`` is returned (``len(walk)`` when
+    every tree took its slot). The caller allocates at that level the careful way and
+    calls again from ``j + 1``. O(1) per tree: one list read and one list write.
+
+    Equals ``nrs[j] = tree.take_cursor(ptr, 1, arm_limit)`` for each tree until one
+    returns -1, written as one loop: this is the hot path of every object's creation.
+    """
+    free = FREE
+    for j, bits in walk[start:] if start else walk:
+        nr = bits._next
+        try:
+            leaf = bits._cur
+            off = nr - bits._cur_base
+            if leaf[off] is free:  # armed (else IndexError): off >= 0, nr in range
+                leaf[off] = ptr
+                bits._next = nr + 1
+                nrs[j] = nr
+                continue
+        except IndexError:  # no leaf armed, or the cursor at its end
+            pass
+        return j
+    return len(walk)
+
+
+def remove_walk(walk: tuple[tuple[int, IdBitmap], ...], nrs: Sequence[int | None]) -> None:
+    """``tree.remove(nrs[j])`` for each ``(j, tree)`` of ``walk``. O(1) per tree.
+
+    An id of the armed leaf is freed by one list write (the armed leaf keeps no
+    bookkeeping); any other goes through :meth:`IdBitmap.remove`. Every ``nrs[j]``
+    must be an id allocated in its tree: this is the free of an intact id record.
+    """
+    free = FREE
+    for j, bits in walk:
+        nr: int = nrs[j]  # type: ignore[assignment]
+        off = nr - bits._cur_base
+        if off >= 0:
+            try:
+                bits._cur[off] = free
+                continue
+            except IndexError:  # not in the armed leaf
+                pass
+        bits.remove(nr)

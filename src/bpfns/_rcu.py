@@ -54,6 +54,11 @@ class Rcu:
         """The objects whose callbacks are pending, oldest first."""
         return [owner for _, _, owner in self._queue]
 
+    def _check(self) -> None:
+        """Assert the invariants: every pending callback is callable and named."""
+        for fn, what, _ in self._queue:
+            assert callable(fn) and isinstance(what, str), what
+
     def synchronize(self) -> int:
         """End a grace period: run every callback queued before this call, in order.
 

@@ -8,16 +8,13 @@ indented under their parent.
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 
 from ._bpf_namespace import Namespace, ObjType
-from ._bpf_object import BpfLink, BpfMap, BpfObject, BpfProg
-
-if TYPE_CHECKING:
-    from ._idr import Idr
-    from ._kernel import Kernel
-    from ._obj_id import ObjId
-    from ._task import Task
+from ._bpf_object import BpfObject, object_listing
+from ._idr import Idr
+from ._kernel import Kernel
+from ._obj_id import ObjId
+from ._task import Task
 
 __all__ = [
     "idr_html",
@@ -66,36 +63,12 @@ def render_tree(root: Namespace) -> str:
     return "\n".join(lines)
 
 
-_MAP_TYPES = {1: "hash", 2: "array"}
-_PROG_TYPES = {1: "socket_filter", 2: "kprobe", 17: "raw_tracepoint"}
-_LINK_TYPES = {1: "raw_tracepoint", 7: "perf_event"}
-
-
-def _seen_from(ns: Namespace, obj: BpfObject) -> int:
-    """The id of ``obj`` in ``ns``: 0 if not visible there (no D6 shortcut)."""
-    assert obj.obj_id is not None  # a map used by a live prog, a link's prog: both live
-    numbers = obj.obj_id.numbers
-    entry = numbers[ns.level] if ns.level < len(numbers) else None
-    return entry.nr if entry is not None and entry.ns is ns else 0
-
-
 def _show(ns: Namespace, nr: int, obj_id: ObjId) -> str:
     obj = obj_id.obj
     where = f"  # id {obj_id.nr()} in init_bpf_ns" if not ns.is_init else ""
-    if isinstance(obj, BpfMap):
-        kind = _MAP_TYPES.get(obj.map_type, f"type {obj.map_type}")
-        return (
-            f"{nr}: {kind}  name {obj.name}  flags 0x0{where}\n"
-            f"    key {obj.key_size}B  value {obj.value_size}B  max_entries {obj.max_entries}"
-        )
-    if isinstance(obj, BpfProg):
-        kind = _PROG_TYPES.get(obj.prog_type, f"type {obj.prog_type}")
-        maps = ",".join(str(_seen_from(ns, m)) for m in obj.used_maps)
-        return f"{nr}: {kind}  name {obj.name}{where}" + (f"\n    map_ids {maps}" if maps else "")
-    if isinstance(obj, BpfLink):
-        kind = _LINK_TYPES.get(obj.link_type, f"type {obj.link_type}")
-        assert obj.prog is not None
-        return f"{nr}: {kind}  prog {_seen_from(ns, obj.prog)}{where}"
+    if isinstance(obj, BpfObject):
+        first, _, rest = object_listing(obj, ns).partition("\n")
+        return f"{nr}: {first}{where}" + (f"\n{rest}" if rest else "")
     return f"{nr}: {obj!r}{where}"
 
 

@@ -366,8 +366,8 @@ def _quote(value: object) -> str:
 
 
 def _call(source: str, line: int, k: Kernel, enter: Enter, foreign: _Foreign) -> None:
-    assert k._tracer is not None
-    objects = k._tracer.objects
+    assert k.tracer is not None
+    objects = k.tracer.objects
     target = objects.get(enter.target)
     if target is None:
         raise TraceError(source, line, f"unknown call target {enter.target!r}")

@@ -90,7 +90,7 @@ class KmemCache(Generic[S]):
     ``size`` is the number of payload entries per object; ``new`` builds an object's
     memory from ``(addr, size)`` (:class:`Slot` unless told otherwise). Allocation and
     free are O(1). ``bpf_alloc_obj_id`` and ``bpf_free_obj_id`` inline both (they pop
-    and push ``_freelist`` themselves).
+    and push :attr:`freelist` themselves).
 
     >>> addrs = iter(range(100))
     >>> cache = KmemCache("bpf_2", 2, lambda: next(addrs))
@@ -120,6 +120,16 @@ class KmemCache(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<KmemCache {self.name} size={self.size} active={self.active}>"
+
+    @property
+    def freelist(self) -> list[S]:
+        """The free objects, the most recently freed last (:meth:`alloc` reuses it first).
+
+        ``bpf_alloc_obj_id``'s fast form pops a record from it and ``bpf_free_obj_id``'s
+        pushes one back, doing exactly what :meth:`alloc` and :meth:`free` do (the
+        record's ``owner`` is its ``live`` flag).
+        """
+        return self._freelist
 
     @property
     def active(self) -> int:

@@ -17,20 +17,41 @@ its BPF namespace (per task, like the network namespace: rfc.md 2.1), and a file
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
-from ._args import check_bool, check_int, check_label, check_str
-from ._bpf_namespace import CLONE_NEWBPF, Namespace, create_bpf_namespace
+from ._args import INT_MAX, INT_MIN, U32_MAX, check_bool, check_int, check_label, check_str
+from ._bpf_namespace import (
+    CLONE_NEWBPF,
+    Namespace,
+    Nsproxy,
+    create_bpf_namespace,
+    get_bpfns,
+    put_bpfns,
+)
+from ._bpf_object import BPF_FILE_KINDS, BpfContext, fput, object_fdinfo, put_files, syscall
 from ._capability import ALL_CAPS, Cap, Cred, cap_capable
-from ._errors import BpfnsError, InvariantViolation, KernelBug
+from ._errors import BpfnsError, KernelBug
 from ._fault import FaultSite
 from ._files import FdTable, File, FileKind
-from ._idr import U32_MAX, c_int
-from ._sanitizer import BugKind
+from ._idr import Idr, idr_alloc_cyclic, idr_remove
+from ._nsfs import (
+    CLONE_FILES,
+    CLONE_FS,
+    CLONE_NEW_STD,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_SIGHAND,
+    CLONE_SYSVSEM,
+    CLONE_THREAD,
+    CLONE_VM,
+    NsfsCommands,
+    open_ns_file,
+)
+from ._policy import PID_MAX_LIMIT
 from ._syscall import BpfCommands
-from ._trace import Tracer, traced
+from ._trace import TaskCreated, Tracer, traced
 from ._ucount import (
     UcountType,
     UserNamespace,
@@ -40,60 +61,25 @@ from ._ucount import (
     put_user_ns,
 )
 
-if TYPE_CHECKING:
-    from ._kernel import Kernel
-
 __all__ = [
     "CLONE_FILES",
     "CLONE_NEWUSER",
     "CLONE_SIGHAND",
     "CLONE_THREAD",
     "CLONE_VM",
-    "NS_GET_NSTYPE",
-    "NS_GET_PARENT",
-    "NS_GET_USERNS",
-    "Nsproxy",
     "Task",
+    "TaskContext",
+    "make_task_dead",
 ]
 
-CLONE_VM = 0x00000100
-CLONE_FS = 0x00000200
-CLONE_FILES = 0x00000400
-CLONE_SIGHAND = 0x00000800
-CLONE_THREAD = 0x00010000
-CLONE_NEWNS = 0x00020000
-CLONE_SYSVSEM = 0x00040000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWTIME = 0x00000080
-#: Every CLONE_NEW* flag the kernel knows before the RFC (``check_setns_flags``).
-_CLONE_NEW_STD = (
-    CLONE_NEWNS
-    | CLONE_NEWCGROUP
-    | CLONE_NEWUTS
-    | CLONE_NEWIPC
-    | CLONE_NEWUSER
-    | CLONE_NEWPID
-    | CLONE_NEWNET
-    | CLONE_NEWTIME
-)
 #: The flags that make ``copy_namespaces`` build a new nsproxy (CLONE_NEWUSER does not).
-_CLONE_NEW_NSPROXY = (_CLONE_NEW_STD & ~CLONE_NEWUSER) | CLONE_NEWBPF
+_CLONE_NEW_NSPROXY = (CLONE_NEW_STD & ~CLONE_NEWUSER) | CLONE_NEWBPF
 #: ``check_unshare_flags``: what unshare() accepts (patch 01 adds CLONE_NEWBPF).
 _UNSHARE_OK = (
     (CLONE_THREAD | CLONE_FS | CLONE_SIGHAND | CLONE_VM | CLONE_FILES | CLONE_SYSVSEM)
-    | _CLONE_NEW_STD
+    | CLONE_NEW_STD
     | CLONE_NEWBPF
 )
-
-#: ``ioctl`` requests on an nsfs fd (include/uapi/linux/nsfs.h).
-NS_GET_USERNS = 0xB701
-NS_GET_PARENT = 0xB702
-NS_GET_NSTYPE = 0xB703
 
 _SYSCTLS = {
     "user.max_bpf_namespaces": UcountType.BPF_NAMESPACES,
@@ -101,20 +87,83 @@ _SYSCTLS = {
 }
 
 
-@attrs.define(eq=False)
-class Nsproxy:
-    """``struct nsproxy``, reduced to the BPF namespace (rfc.md 2.1, kernel.md E.1)."""
-
-    bpf_ns: Namespace
-    count: int = 1
-
-
 def _einval(why: str) -> BpfnsError:
     return BpfnsError(errno.EINVAL, why)
 
 
 @attrs.define(eq=False, repr=False)
-class Task(BpfCommands):
+class TaskContext(BpfContext):
+    """The kernel context with the task layer's state (see :mod:`bpfns._context`).
+
+    Attributes:
+        live_tasks: the live tasks, by pid.
+        pid_idr: the pids (``alloc_pid``: cyclic, from 1).
+        init_task: the first task (pid 1), in the initial namespaces with every cap.
+    """
+
+    live_tasks: dict[int, Task] = attrs.field(init=False, factory=dict)
+    pid_idr: Idr = attrs.field(init=False, factory=Idr)
+    init_task: Task = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        get_user_ns(self.init_user_ns, "cred")
+        init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
+        self.init_task = self.new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
+
+    def new_task(
+        self, cred: Cred, nsproxy: Nsproxy, files: FdTable, tgid: int, name: str | None
+    ) -> Task:
+        """Give a new task a pid (``alloc_pid``: cyclic, from 1) and register it."""
+        task = Task(self, 0, tgid, cred, nsproxy, files, name)
+        task.pid = idr_alloc_cyclic(self.pid_idr, task, 1, PID_MAX_LIMIT - 1)
+        task.tgid = tgid or task.pid
+        self.live_tasks[task.pid] = task
+        if self.tracer is not None:
+            self.tracer.emit(TaskCreated(self.tracer.step, self.tracer.ref(task), task.pid))
+        return task
+
+    def release_task(self, task: Task) -> None:
+        """``release_task``: the pid is free again."""
+        idr_remove(self.pid_idr, task.pid)
+        del self.live_tasks[task.pid]
+
+    def own_task(self, task: object, what: str) -> Task:
+        """``task`` if it is a live Task of this kernel; ``what`` names the argument.
+
+        Raises:
+            TypeError: if ``task`` is not a Task.
+            ValueError: if it belongs to another Kernel or has exited.
+        """
+        if not isinstance(task, Task):
+            raise TypeError(f"{what} must be a bpfns.Task, not {type(task).__name__}")
+        if task.kernel is not self:
+            raise ValueError(f"{what}: {task!r} belongs to another Kernel")
+        if not task.alive:
+            raise ValueError(f"{what}: {task!r} has exited; use a live task")
+        return task
+
+    def find_task(self, pid: int) -> Task:
+        """``find_task_by_vpid``: the live task with global pid ``pid``.
+
+        Raises:
+            BpfnsError: ESRCH if no live task has that pid.
+            TypeError, ValueError: if ``pid`` is not a pid.
+
+        >>> from bpfns import Kernel
+        >>> k = Kernel()
+        >>> k.find_task(1) is k.init_task
+        True
+        """
+        check_int("pid", pid, 0, INT_MAX, "pid_t")
+        task = self.live_tasks.get(pid)
+        if task is None:
+            raise BpfnsError(errno.ESRCH, f"no live task with pid {pid}")
+        return task
+
+
+@attrs.define(eq=False, repr=False)
+class Task(BpfCommands, NsfsCommands):
     """A simulated task (``struct task_struct``).
 
     Get the first one from :attr:`bpfns.Kernel.init_task` and make more with
@@ -129,7 +178,7 @@ class Task(BpfCommands):
         files: the file table, None once the task has exited.
     """
 
-    kernel: Kernel
+    kernel: TaskContext
     pid: int
     tgid: int
     cred: Cred
@@ -139,11 +188,12 @@ class Task(BpfCommands):
     alive: bool = True
     #: ``PF_EXITING``: ``do_exit`` has started (an oops now is a recursive fault).
     _exiting: bool = attrs.field(default=False, init=False)
+    #: the kernel's tracer (fixed when the kernel is built): what ``@traced`` reads
+    _tracer: Tracer | None = attrs.field(init=False, repr=False)
     _trace_kind: ClassVar[str] = "task"
 
-    @property
-    def _tracer(self) -> Tracer | None:
-        return self.kernel._tracer
+    def __attrs_post_init__(self) -> None:
+        self._tracer = self.kernel.tracer
 
     def __repr__(self) -> str:
         where = "exited" if self.nsproxy is None else self.nsproxy.bpf_ns.label()
@@ -210,8 +260,23 @@ class Task(BpfCommands):
         target = live_user_ns(ns, "ns", self.kernel.init_user_ns)
         return cap_capable(self.cred, target, _cap(cap))
 
+    def _oops(self) -> None:
+        """An oops in a syscall of this task: ``make_task_dead`` (see :func:`syscall`)."""
+        make_task_dead(self)
+
     def _fdget(self, fd: int) -> File:
-        check_int("fd", fd, -(2**31), 2**31 - 1, "int")
+        """``fdget``: the open file behind ``fd`` in this task's table.
+
+        Raises:
+            BpfnsError: EBADF if ``fd`` is not open.
+            TypeError, ValueError: if ``fd`` is not a C int.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t._fdget(t.map_create()).kind
+        FileKind.BPF_MAP
+        """
+        check_int("fd", fd, INT_MIN, INT_MAX, "int")
         assert self.files is not None
         return self.files.get(fd)
 
@@ -224,7 +289,7 @@ class Task(BpfCommands):
         >>> [x.pid for x in t.thread_group()]
         [2, 3]
         """
-        return [t for t in self.kernel.tasks() if t.tgid == self.tgid]
+        return [t for t in self.kernel.live_tasks.values() if t.tgid == self.tgid]
 
     # -- credentials ----------------------------------------------------------------
 
@@ -266,7 +331,7 @@ class Task(BpfCommands):
 
     # -- clone, unshare, setns, exit --------------------------------------------------
 
-    @traced
+    @syscall("clone")
     def clone(
         self,
         flags: int = 0,
@@ -310,27 +375,26 @@ class Task(BpfCommands):
         (1, 0)
         """
         k = self.kernel
-        with self._enter("clone3" if not legacy else "clone"):
-            flags = check_int("flags", flags, 0, 2**64 - 1, "u64")
-            if check_bool("legacy", legacy):
-                flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
-            label = check_label("name", name)
-            ns_label = check_label("ns_name", ns_name)
-            self._check_clone_flags(flags)
-            k.faults.inject(FaultSite.TASK)
-            cred = self._copy_creds(flags)
+        flags = check_int("flags", flags, 0, 2**64 - 1, "u64")
+        if check_bool("legacy", legacy):
+            flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
+        label = check_label("name", name)
+        ns_label = check_label("ns_name", ns_name)
+        self._check_clone_flags(flags)
+        k.faults.inject(FaultSite.TASK)
+        cred = self._copy_creds(flags)
+        try:
+            files = self._copy_files(flags)
             try:
-                files = self._copy_files(flags)
-                try:
-                    nsproxy = self._copy_namespaces(flags, cred, ns_label)
-                except BpfnsError:
-                    files.put(k)
-                    raise
+                nsproxy = self._copy_namespaces(flags, cred, ns_label)
             except BpfnsError:
-                put_user_ns(cred.user_ns, "cred")
+                put_files(files)
                 raise
-            tgid = self.tgid if flags & CLONE_THREAD else 0
-            return k._new_task(cred, nsproxy, files, tgid, label)
+        except BpfnsError:
+            put_user_ns(cred.user_ns, "cred")
+            raise
+        tgid = self.tgid if flags & CLONE_THREAD else 0
+        return k.new_task(cred, nsproxy, files, tgid, label)
 
     def _copy_creds(self, flags: int) -> Cred:
         """``copy_creds``: the child's cred, holding a reference on its user namespace.
@@ -394,13 +458,13 @@ class Task(BpfCommands):
         self, flags: int, cred: Cred, old: Namespace, ns_name: str | None
     ) -> Namespace:
         if not flags & CLONE_NEWBPF:
-            old._get("nsproxy")
+            get_bpfns(old, "nsproxy")
             return old
         return create_bpf_namespace(
             self.kernel, cred.user_ns, old, cred.euid, ns_name, holder="nsproxy"
         )
 
-    @traced
+    @syscall("unshare")
     def unshare(self, flags: int, *, ns_name: str | None = None) -> None:
         """``unshare``: the caller itself moves into new namespaces at once.
 
@@ -430,29 +494,27 @@ class Task(BpfCommands):
         >>> t.unshare(CLONE_NEWBPF); t.bpf_ns.level
         1
         """
-        k = self.kernel
-        with self._enter("unshare"):
-            flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
-            ns_label = check_label("ns_name", ns_name)
-            if flags & ~_UNSHARE_OK:
-                raise _einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
-            if flags & CLONE_FILES:
-                self._require_no_primer("unshare(CLONE_FILES)")
-            if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
-                raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
-            self._check_d19(flags)
-            files, cred, nsproxy = self._unshare_build(flags, ns_label)
-            if nsproxy is self.nsproxy:
-                nsproxy.count -= 1  # nothing new: keep the old one
-            else:
-                self._switch_nsproxy(nsproxy)
-            if cred is not self.cred:
-                put_user_ns(self.cred.user_ns, "cred")
-                self.cred = cred
-            if files is not None:
-                old_files, self.files = self.files, files
-                assert old_files is not None
-                old_files.put(k)
+        flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
+        ns_label = check_label("ns_name", ns_name)
+        if flags & ~_UNSHARE_OK:
+            raise _einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
+        if flags & CLONE_FILES:
+            self._require_no_primer("unshare(CLONE_FILES)")
+        if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
+            raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
+        self._check_d19(flags)
+        files, cred, nsproxy = self._unshare_build(flags, ns_label)
+        if nsproxy is self.nsproxy:
+            nsproxy.count -= 1  # nothing new: keep the old one
+        else:
+            self._switch_nsproxy(nsproxy)
+        if cred is not self.cred:
+            put_user_ns(self.cred.user_ns, "cred")
+            self.cred = cred
+        if files is not None:
+            old_files, self.files = self.files, files
+            assert old_files is not None
+            put_files(old_files)
 
     def _unshare_build(
         self, flags: int, ns_name: str | None
@@ -476,7 +538,7 @@ class Task(BpfCommands):
                 raise
         except BpfnsError:
             if files is not None:
-                files.put(self.kernel)
+                put_files(files)
             raise
 
     def _switch_nsproxy(self, new: Nsproxy | None) -> None:
@@ -485,55 +547,9 @@ class Task(BpfCommands):
         assert old is not None, "a task switches namespaces at most once after exit"
         old.count -= 1
         if not old.count:  # free_nsproxy
-            old.bpf_ns._put("nsproxy")
+            put_bpfns(old.bpf_ns, "nsproxy")
 
-    @traced
-    def setns(self, fd: int, nstype: int = 0) -> None:
-        """``setns``: join the namespace behind ``fd``; for a BPF namespace, refused.
-
-        ``nstype`` is a C ``int``: CLONE_NEWBPF does not fit and is truncated to 0, as
-        the C compiler does. On an nsfs fd of a BPF namespace, a non-zero type is EINVAL
-        (a type mismatch) and 0 reaches ``bpfns_install``, which logs
-        ``setns not supported for bpf namespace`` to :attr:`bpfns.Kernel.dmesg` and
-        returns EOPNOTSUPP (rfc.md 2.2, D18). On a pidfd, ``check_setns_flags`` refuses
-        CLONE_NEWBPF (and 0, and unknown bits) with EINVAL.
-
-        Raises:
-            BpfnsError: EOPNOTSUPP, EINVAL or EBADF as above (EOPNOTSUPP leaves its
-                dmesg line, as the kernel does).
-            ValueError: for a pidfd with flags of namespaces bpfns does not simulate.
-            TypeError, ValueError: if ``fd`` or ``nstype`` is not an int in range.
-
-        >>> from bpfns import Kernel
-        >>> t = Kernel().init_task
-        >>> t.setns(t.open_proc_ns())  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [EOPNOTSUPP: ...
-        """
-        k = self.kernel
-        with self._enter("setns"):
-            check_int("fd", fd, -(2**31), 2**31 - 1, "int")
-            nstype = c_int(check_int("nstype", nstype, -(2**31), 2**64 - 1, "int"))
-            file = self._fdget(fd)
-            if file.kind is FileKind.PIDFD:
-                if not nstype or nstype & ~_CLONE_NEW_STD:
-                    raise _einval(f"setns(pidfd, {nstype:#x}): invalid namespace flags")
-                raise ValueError(
-                    "bpfns simulates BPF and user namespaces only; setns through a pidfd "
-                    "cannot join a BPF namespace (CLONE_NEWBPF is rejected)"
-                )
-            if file.kind is not FileKind.BPF_NS:
-                raise _einval(f"fd {fd} is not a namespace file")
-            if nstype:
-                raise _einval(f"nstype {nstype:#x} does not match a bpf namespace")
-            k.dmesg.append("setns not supported for bpf namespace")
-            raise BpfnsError(
-                errno.EOPNOTSUPP,
-                "setns is not supported for bpf namespaces (rfc.md 2.2); create the task "
-                "in the namespace with clone3(CLONE_NEWBPF) instead",
-            )
-
-    @traced
+    @syscall("exit")
     def exit(self) -> None:
         """``do_exit``: drop the namespaces, then the files, then the credentials.
 
@@ -558,10 +574,9 @@ class Task(BpfCommands):
         >>> t.exit(); ns.state
         NsState.DESTROYED
         """
-        with self._enter("exit"):
-            self._require_no_primer("exit")
-            self._exiting = True
-            self._do_exit()
+        self._require_no_primer("exit")
+        self._exiting = True
+        self._do_exit()
 
     def _do_exit(self) -> None:
         """The body of ``do_exit`` (also what ``make_task_dead`` runs after an oops)."""
@@ -569,13 +584,13 @@ class Task(BpfCommands):
         self._switch_nsproxy(None)
         files, self.files = self.files, None
         assert files is not None
-        files.put(k)
+        put_files(files)
         put_user_ns(self.cred.user_ns, "cred")
         self.alive = False
-        k._release_task(self)
+        k.release_task(self)
 
     def _require_no_primer(self, what: str) -> None:
-        for primer in self.kernel.link_primers():
+        for primer in self.kernel.primers:
             if primer.task is self:
                 raise ValueError(
                     f"{what}: {self!r} is inside BPF_LINK_CREATE ({primer!r} is pending); "
@@ -584,23 +599,7 @@ class Task(BpfCommands):
 
     # -- procfs and nsfs ------------------------------------------------------------
 
-    def proc_ns_link(self, kind: str = "bpf") -> str:
-        """``readlink /proc/<pid>/ns/bpf``: ``bpf:[<inum>]``.
-
-        Raises:
-            TypeError: if ``kind`` is not a str.
-            ValueError: for another namespace kind (only ``"bpf"`` is simulated), or
-                an exited task.
-
-        >>> from bpfns import Kernel
-        >>> Kernel().init_task.proc_ns_link("bpf")
-        'bpf:[4026531833]'
-        """
-        if check_str("kind", kind) != "bpf":
-            raise ValueError(f"bpfns simulates /proc/<pid>/ns/bpf only, not kind={kind!r}")
-        return f"bpf:[{self.bpf_ns.inum}]"
-
-    @traced
+    @syscall("open(/proc/pid/ns/bpf)")
     def open_proc_ns(self, pid: int | None = None) -> int:
         """``open("/proc/<pid>/ns/bpf")``: an fd holding a reference on that namespace.
 
@@ -616,78 +615,14 @@ class Task(BpfCommands):
         >>> k = Kernel()
         >>> t = k.init_task.clone(CLONE_NEWBPF)
         >>> fd = k.init_task.open_proc_ns(t.pid)
-        >>> t.exit(); t.nsproxy is None, k.namespaces()[1].alive
+        >>> t.exit(); t.nsproxy is None, k.live_namespaces()[1].alive
         (True, True)
         """
         k = self.kernel
-        with self._enter("open(/proc/pid/ns/bpf)"):
-            target = self if pid is None else k.find_task(pid)
-            ns = target.bpf_ns
-            k.faults.inject(FaultSite.FILE)
-            assert self.files is not None
-            fd = self.files.install(File(FileKind.BPF_NS, ns))
-            ns._get("file")
-            return fd
+        target = self if pid is None else k.find_task(pid)
+        return open_ns_file(self, target.bpf_ns)
 
-    @traced
-    def ns_ioctl(self, fd: int, request: int) -> int:
-        """``ioctl`` on an nsfs fd of a BPF namespace.
-
-        ``NS_GET_NSTYPE`` returns CLONE_NEWBPF; ``NS_GET_PARENT`` is EINVAL (the RFC
-        gives no ``get_parent`` op); ``NS_GET_USERNS`` runs ``open_related_ns``: it
-        reserves an fd, then calls the missing ``owner`` op: as posted that is a
-        NULL-pointer call (D10), reported by the sanitizer; with D10 fixed it returns a
-        new fd for the owner user namespace, if the caller is in it or below it (else
-        EPERM, and the fd is given back).
-
-        Raises:
-            BpfnsError: EBADF; ENOTTY for an unknown request or a non-nsfs fd; EINVAL;
-                EMFILE (checked before the owner); EPERM as above.
-            TypeError, ValueError: if ``fd`` or ``request`` is not an int in range.
-
-        >>> from bpfns import Kernel, NS_GET_NSTYPE
-        >>> t = Kernel().init_task
-        >>> hex(t.ns_ioctl(t.open_proc_ns(), NS_GET_NSTYPE))
-        '0x400000000'
-        """
-        k = self.kernel
-        with self._enter("ioctl(nsfs)"):
-            check_int("fd", fd, -(2**31), 2**31 - 1, "int")
-            request = check_int("request", request, 0, U32_MAX, "unsigned int")
-            file = self._fdget(fd)
-            if file.kind is not FileKind.BPF_NS:
-                raise BpfnsError(errno.ENOTTY, f"fd {fd} is not an nsfs file")
-            ns: Namespace = file.obj
-            if request == NS_GET_NSTYPE:
-                return CLONE_NEWBPF
-            if request == NS_GET_PARENT:
-                raise _einval("bpf namespaces have no get_parent operation")
-            if request != NS_GET_USERNS:
-                raise BpfnsError(errno.ENOTTY, f"unknown nsfs ioctl {request:#x}")
-            assert self.files is not None
-            new_fd = self.files.reserve()  # open_related_ns: the fd first
-            if k.behavior.d10_missing_owner_op:
-                k._sanitizer.report(
-                    "D10",
-                    BugKind.NULL_DEREF,
-                    "ns_get_owner called bpfns_operations.owner, which is NULL",
-                    "ns_ioctl",
-                    k._step,
-                )
-                self.files.put_unused(new_fd)
-                return 0  # record mode: the oops killed the call; nothing was returned
-            try:
-                if not ns.user_ns.contains(self.cred.user_ns):
-                    raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
-                k.faults.inject(FaultSite.FILE)  # path_from_stashed: the owner's nsfs file
-            except BpfnsError:
-                self.files.put_unused(new_fd)
-                raise
-            get_user_ns(ns.user_ns, "file")
-            self.files.fd_install(new_fd, File(FileKind.USER_NS, ns.user_ns))
-            return new_fd
-
-    @traced
+    @syscall("pidfd_open")
     def pidfd_open(self, pid: int) -> int:
         """``pidfd_open(pid)``: an fd referring to a process (for ``setns``).
 
@@ -703,11 +638,82 @@ class Task(BpfCommands):
         0
         """
         k = self.kernel
-        with self._enter("pidfd_open"):
-            target = k.find_task(pid)
-            k.faults.inject(FaultSite.FILE)
-            assert self.files is not None
-            return self.files.install(File(FileKind.PIDFD, target))
+        target = k.find_task(pid)
+        k.faults.inject(FaultSite.FILE)
+        assert self.files is not None
+        return self.files.install(File(FileKind.PIDFD, target))
+
+    # -- fs/file.c, net/core/scm.c, fs/proc/fd.c: file operations ------------------------
+
+    @syscall("close")
+    def close(self, fd: int) -> None:
+        """``close(fd)``: the last reference to a BPF object frees it and its ids.
+
+        Raises:
+            BpfnsError: EBADF if ``fd`` is not open.
+            TypeError, ValueError: if ``fd`` is not a C int.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.close(t.map_create())
+        >>> t.map_get_next_id(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [ENOENT: ...
+        """
+        if not (fd.__class__ is int and INT_MIN <= fd <= INT_MAX):  # else: checked
+            fd = check_int("fd", fd, INT_MIN, INT_MAX, "int")
+        assert self.files is not None
+        fput(self.files.detach(fd))
+
+    @syscall("sendmsg(SCM_RIGHTS)")
+    def send_fd(self, fd: int, to: Task) -> int:
+        """Pass ``fd`` to task ``to`` over a unix socket (``SCM_RIGHTS``); returns its new fd.
+
+        The receiver gets another reference to the same open file; this is one way an
+        object crosses namespaces (D6) and outlives its own (D2).
+
+        Raises:
+            BpfnsError: EBADF if ``fd`` is not open; EMFILE if the receiver is full.
+            TypeError, ValueError: if ``to`` is not a live Task of this Kernel.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> a, b = k.init_task.clone(CLONE_NEWBPF), k.init_task.clone(CLONE_NEWBPF)
+        >>> b.obj_get_info_by_fd(a.send_fd(a.map_create(), b)).id  # D6: a's number, in b
+        1
+        """
+        check_int("fd", fd, INT_MIN, INT_MAX, "int")
+        receiver = self.kernel.own_task(to, "to")
+        file = self._fdget(fd)
+        assert receiver.files is not None
+        new_fd = receiver.files.install(file)
+        file.count += 1
+        return new_fd
+
+    @syscall("read(/proc/pid/fdinfo)")
+    def read_fdinfo(self, owner: Task, fd: int) -> str:
+        """Read ``/proc/<owner>/fdinfo/<fd>``: ids are ``vnr`` in the **reader's** namespace.
+
+        Raises:
+            BpfnsError: EBADF (ENOENT in procfs) if ``owner`` has no such fd.
+            TypeError, ValueError: if ``owner`` is not a live Task of this Kernel.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> _ = k.init_task.map_create()
+        >>> c = k.init_task.clone(CLONE_NEWBPF)
+        >>> fd = c.map_create()
+        >>> print(k.init_task.read_fdinfo(c, fd).splitlines()[-1].expandtabs(1))
+        map_id: 2
+        >>> print(c.read_fdinfo(c, fd).splitlines()[-1].expandtabs(1))
+        map_id: 1
+        """
+        check_int("fd", fd, INT_MIN, INT_MAX, "int")
+        file = self.kernel.own_task(owner, "owner")._fdget(fd)
+        rows: list[tuple[str, object]] = [("pos", 0), ("flags", "02000002")]
+        if file.kind in BPF_FILE_KINDS:
+            rows += object_fdinfo(file.obj)
+        return "".join(f"{key}:\t{value}\n" for key, value in rows)
 
     # -- sysctl ---------------------------------------------------------------------
 
@@ -788,48 +794,4 @@ def make_task_dead(task: Task) -> None:
     k = task.kernel  # do_exit did not finish: the task is still registered
     k.dmesg.append("Fixing recursive fault but reboot is needed!")
     task.alive = False
-    k._release_task(task)
-
-
-def check_tasks(k: Kernel) -> None:
-    """Invariants of tasks, nsproxies and file tables; raises InvariantViolation."""
-    tasks = k.tasks()
-    nsproxy_users: dict[int, int] = {}
-    table_users: dict[int, int] = {}
-    tables: dict[int, FdTable] = {}
-    for t in tasks:
-        if t.nsproxy is None or t.files is None or not t.alive:
-            raise InvariantViolation("live tasks are whole", f"{t!r} lost its nsproxy or files")
-        nsproxy_users[id(t.nsproxy)] = nsproxy_users.get(id(t.nsproxy), 0) + 1
-        table_users[id(t.files)] = table_users.get(id(t.files), 0) + 1
-        tables[id(t.files)] = t.files
-        if k._pid_idr.find(t.pid) is not t:
-            raise InvariantViolation("pids map to their tasks", f"pid {t.pid}")
-    for t in tasks:
-        assert t.nsproxy is not None
-        assert t.files is not None
-        if t.nsproxy.count != nsproxy_users[id(t.nsproxy)]:
-            raise InvariantViolation(
-                "nsproxy counts equal their tasks", f"{t!r}: count {t.nsproxy.count}"
-            )
-        if t.files.count != table_users[id(t.files)]:
-            raise InvariantViolation(
-                "file tables counted by their tasks", f"{t!r}: count {t.files.count}"
-            )
-    file_refs: dict[int, int] = {}
-    files: dict[int, File] = {}
-    for table in tables.values():
-        try:
-            table._check()
-        except AssertionError as exc:
-            raise InvariantViolation("data structures", f"fd table: {exc!r}") from exc
-        for _, file in table.items():
-            file_refs[id(file)] = file_refs.get(id(file), 0) + 1
-            files[id(file)] = file
-    for key, file in files.items():
-        if file.count != file_refs[key]:
-            raise InvariantViolation(
-                "file counts equal their fds", f"{file!r}: count {file.count} != {file_refs[key]}"
-            )
-    if len(k._pid_idr) != len(tasks):
-        raise InvariantViolation("pids map to their tasks", "a pid outlived its task")
+    k.release_task(task)

@@ -22,19 +22,49 @@ from __future__ import annotations
 
 import enum
 import functools
-import inspect
 import json
 import os
 from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import IO, Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._bpf_namespace import Namespace
-    from ._kernel import Kernel
+from ._behavior import Behavior
+
+
+class NsView(Protocol):
+    """What a trace records of a new namespace (a :class:`bpfns.Namespace` is one)."""
+
+    @property
+    def parent(self) -> NsView | None: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def inum(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+class KernelView(Protocol):
+    """What a trace's header records of its kernel (a :class:`bpfns.Kernel` is one)."""
+
+    @property
+    def behavior(self) -> Behavior: ...
+    @property
+    def id_end(self) -> int: ...
+    @property
+    def max_level(self) -> int: ...
+    @property
+    def on_bug(self) -> str: ...
+    @property
+    def ucount_max(self) -> int: ...
+    @property
+    def init_user_ns(self) -> object: ...
+    @property
+    def init_ns(self) -> NsView: ...
+
 
 __all__ = [
     "Enter",
@@ -562,24 +592,7 @@ class Tracer:
         self.emit(Return(step, op, self.encode(result), None, None))
         return result
 
-    def call_explicit(self, fn: Callable[..., R], target: object, given: dict[str, Any]) -> R:
-        """:meth:`call` with the arguments of ``given`` that differ from ``fn``'s defaults.
-
-        For hot methods that hand themselves to the tracer inline (see
-        :func:`replayable`) and so see every argument, defaults included: the trace
-        shows the call as it would be written, ``map_create(name='m')``. A value equal to
-        its default but of another type (``4.0`` for ``4``) is kept.
-        """
-        params = inspect.signature(fn).parameters
-        kwargs = {}
-        for name, value in given.items():
-            default = params[name].default
-            encoded = json.dumps(self.encode(value, arg=True))
-            if value is not default and encoded != json.dumps(self.encode(default)):
-                kwargs[name] = value
-        return self.call(fn, target, (), kwargs)
-
-    def kernel_created(self, k: Kernel) -> None:
+    def kernel_created(self, k: KernelView) -> None:
         """The header event, and the references of the objects every kernel has."""
         self.emit(
             KernelCreated(
@@ -595,7 +608,7 @@ class Tracer:
         self.ref(k.init_user_ns)
         self.ns_created(k.init_ns)
 
-    def ns_created(self, ns: Namespace) -> None:
+    def ns_created(self, ns: NsView) -> None:
         """Record ``create_bpf_namespace``'s result."""
         parent = None if ns.parent is None else self.ref(ns.parent)
         self.emit(NsCreated(self.step, self.ref(ns), parent, ns.level, ns.inum, ns.name))

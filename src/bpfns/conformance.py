@@ -36,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from ._args import INT_MAX
 from ._errors import BpfnsError
 from .pidns import PidKernel
 
@@ -477,7 +478,6 @@ _RAW_TRACEPOINT_OPEN = 17
 _PROG_SOCKET_FILTER, _PROG_RAW_TRACEPOINT = 1, 17
 # r0 = 0; exit
 _INSNS = bytes.fromhex("b700000000000000" + "9500000000000000")
-_INT_MAX = 0x7FFFFFFF
 
 
 class _Bpf:
@@ -610,7 +610,7 @@ def run_bpf_scenario(kind: str, seed: int, operations: int = 200) -> BpfResult:
                 continue
             fd, to_close = create()
             got = bpf.info_id(fd)
-            want = idr.alloc_cyclic(got, 1, _INT_MAX)
+            want = idr.alloc_cyclic(got, 1, INT_MAX)
             events += 1
             if got != want:
                 mismatches.append((index, got, want))

@@ -42,9 +42,9 @@ _PIDS = ObjType.MAP  # a pid namespace has one IDR; bpfns keeps it in slot 0
 class _PidCore(Kernel):
     """A Kernel whose namespaces are pid namespaces."""
 
-    _ns_ucount = UcountType.PID_NAMESPACES
+    ns_ucount = UcountType.PID_NAMESPACES
 
-    def _new_policy(self) -> PidPolicy:
+    def new_policy(self) -> PidPolicy:
         return PidPolicy()
 
 

@@ -52,16 +52,24 @@ from .._bpf_object import BpfObject, LinkPrimer
 from .._capability import Cap
 from .._errors import BpfnsError, InvariantViolation
 from .._fault import FaultSite
-from .._files import FileKind
+from .._files import File, FileKind
 from .._kernel import Kernel
+from .._nsfs import CLONE_NEWUSER
 from .._replay import replay
 from .._snapshot import Snapshot
-from .._task import CLONE_NEWUSER, Task
+from .._task import Task
 from .._ucount import UcountType
 from ._misuse import MISUSES, run_misuse
 from ._model import RefModel, RefNs, RefObj
 
 __all__ = ["BpfnsMachine", "FdRef", "Primed", "errorcode_of"]
+
+
+def _open_file(task: Task, fd: int) -> File:
+    """The open file behind ``fd`` of ``task`` (its file table's ``get``)."""
+    assert task.files is not None
+    return task.files.get(fd)
+
 
 _PINS = ("/sys/fs/bpf/p0", "/sys/fs/bpf/p1", "/sys/fs/bpf/p2")
 _WALK_LIMIT = 8
@@ -238,8 +246,8 @@ class BpfnsMachine(RuleBasedStateMachine):
         charged = self.k.init_user_ns.count(UcountType.BPF_NAMESPACES, 0)
         self.expect(
             "ucounts balanced",
-            charged == len(self.k._namespaces),
-            f"{charged} max_bpf_namespaces charges, {len(self.k._namespaces)} namespaces",
+            charged == len(self.k.live_namespaces),
+            f"{charged} max_bpf_namespaces charges, {len(self.k.live_namespaces)} namespaces",
         )
 
     def _check_refs(self, *objs: BpfObject) -> None:
@@ -358,7 +366,7 @@ class BpfnsMachine(RuleBasedStateMachine):
             f"the kernel returned fd {fd}; the model expects {expected}",
         )
         assert isinstance(expected, RefObj)
-        obj: BpfObject = task._fdget(fd).obj
+        obj: BpfObject = _open_file(task, fd).obj
         self._pair(obj, expected)
         self._check_created(task, fd, obj, expected)
         return self._track_fd(task, fd, expected)
@@ -378,7 +386,7 @@ class BpfnsMachine(RuleBasedStateMachine):
                 fd = holder.map_create()
                 made = self.model.create(self.ns_of[self.k.init_ns], ObjType.MAP)
                 assert isinstance(made, RefObj)
-                self._pair(holder._fdget(fd).obj, made)
+                self._pair(_open_file(holder, fd).obj, made)
                 self.fd_of[holder][fd] = _OpenFile(made)
         return init
 
@@ -552,7 +560,7 @@ class BpfnsMachine(RuleBasedStateMachine):
             else:
                 ref.prog = target
             self.model.get(target)
-            self._check_refs(task._fdget(held.fd).obj)
+            self._check_refs(_open_file(task, held.fd).obj)
         return made
 
     @rule(target=fds, map_fd=fds)
@@ -631,14 +639,14 @@ class BpfnsMachine(RuleBasedStateMachine):
         self._unchanged_since(before, "", MISUSES[which][0])
 
     def _file_kind(self, ref: FdRef) -> FileKind:
-        return ref.task._fdget(ref.fd).kind
+        return _open_file(ref.task, ref.fd).kind
 
     @rule(ref=consumes(fds))
     def close(self, ref: FdRef) -> None:
         """``close``: the last reference frees the object and its ids."""
         if not self._live(ref):
             return
-        kfile = ref.task._fdget(ref.fd)
+        kfile = _open_file(ref.task, ref.fd)
         file = self.fd_of[ref.task].pop(ref.fd)
         ref.task.close(ref.fd)
         self._freed(self._fput(file))
@@ -669,7 +677,7 @@ class BpfnsMachine(RuleBasedStateMachine):
         obj = self._file_obj(ref)
         assert obj is not None
         self.model.get(obj)
-        self._check_refs(ref.task._fdget(ref.fd).obj)
+        self._check_refs(_open_file(ref.task, ref.fd).obj)
 
     @rule(task=tasks, slot=st.integers(0, len(_PINS) - 1))
     def unpin(self, task: Task, slot: int) -> None:
@@ -755,7 +763,7 @@ class BpfnsMachine(RuleBasedStateMachine):
             expected is None,
             f"{t.name} {nr} in {task.bpf_ns.label()} opened; the model expects {expected}",
         )
-        obj = task._fdget(fd).obj
+        obj = _open_file(task, fd).obj
         self.expect(
             "lookups stay in the caller's namespace",
             want is not None and self.obj_of.get(obj) is want,
@@ -772,7 +780,7 @@ class BpfnsMachine(RuleBasedStateMachine):
             return
         obj = self._file_obj(ref)
         assert obj is not None
-        kobj = ref.task._fdget(ref.fd).obj
+        kobj = _open_file(ref.task, ref.fd).obj
         want = self.model.vnr(obj, self._ref_ns(ref.task.bpf_ns))
         got = ref.task.obj_get_info_by_fd(ref.fd).id
         self.expect(

@@ -21,6 +21,13 @@ __all__ = ["MISUSES", "run_misuse"]
 _Misuse = Callable[[Task, Kernel], object]
 
 
+def _kernel(t: Task) -> Kernel:
+    """The Kernel ``t`` belongs to (a task's context is its Kernel)."""
+    k = t.kernel
+    assert isinstance(k, Kernel)
+    return k
+
+
 def _bad(value: object) -> Any:
     """``value``, passed where its type is wrong on purpose."""
     return value
@@ -38,12 +45,12 @@ MISUSES: tuple[tuple[str, _Misuse], ...] = (
     ("ns_capable in another Kernel", lambda t, o: t.ns_capable(o.init_user_ns, Cap.CAP_BPF)),
     (
         "copy_bpfns with another Kernel's user namespace",
-        lambda t, o: t.kernel.copy_bpfns(CLONE_NEWBPF, o.init_user_ns, t.bpf_ns),
+        lambda t, o: _kernel(t).copy_bpfns(CLONE_NEWBPF, o.init_user_ns, t.bpf_ns),
     ),
     ('setns(0, "x")', lambda t, o: t.setns(0, _bad("x"))),
     (
         "translate into another Kernel's namespace",
-        lambda t, o: t.kernel.translate(ObjType.MAP, 1, t.bpf_ns, o.init_ns),
+        lambda t, o: _kernel(t).translate(ObjType.MAP, 1, t.bpf_ns, o.init_ns),
     ),
     ("clone(ns_name=7)", lambda t, o: t.clone(CLONE_NEWBPF, ns_name=_bad(7))),
 )

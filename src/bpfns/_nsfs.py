@@ -1,0 +1,227 @@
+"""fs/nsfs.c and fs/proc/namespaces.c: namespace files, and ``setns`` on them (kernel/nsproxy.c).
+
+``/proc/<pid>/ns/bpf`` is a symlink ``bpf:[inum]``; opening it gives an nsfs file that
+holds a reference on the namespace (``bpfns_get``/``bpfns_put``). The ioctls of an nsfs
+fd ask for the namespace's type, parent and owner; the RFC's ``bpfns_operations`` has no
+``get_parent`` and no ``owner`` op (D10). ``setns`` on a BPF namespace is refused
+(rfc.md 2.2, D18).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Protocol
+
+from ._args import INT_MAX, INT_MIN, U32_MAX, check_int, check_str
+from ._bpf_namespace import CLONE_NEWBPF, Namespace, get_bpfns
+from ._bpf_object import BpfContext, CurrentTask, syscall
+from ._capability import Cred
+from ._errors import BpfnsError
+from ._fault import FaultSite
+from ._files import File, FileKind
+from ._idr import c_int
+from ._sanitizer import BugKind
+from ._trace import Tracer
+from ._ucount import get_user_ns
+
+__all__ = [
+    "CLONE_FILES",
+    "CLONE_NEWUSER",
+    "CLONE_NEW_STD",
+    "CLONE_SIGHAND",
+    "CLONE_THREAD",
+    "CLONE_VM",
+    "NS_GET_NSTYPE",
+    "NS_GET_PARENT",
+    "NS_GET_USERNS",
+    "NsfsCommands",
+    "open_ns_file",
+]
+
+#: ``ioctl`` requests on an nsfs fd (include/uapi/linux/nsfs.h).
+NS_GET_USERNS = 0xB701
+NS_GET_PARENT = 0xB702
+NS_GET_NSTYPE = 0xB703
+
+#: The clone flags (include/uapi/linux/sched.h); CLONE_NEWBPF is the RFC's.
+CLONE_VM = 0x00000100
+CLONE_FS = 0x00000200
+CLONE_FILES = 0x00000400
+CLONE_SIGHAND = 0x00000800
+CLONE_THREAD = 0x00010000
+CLONE_NEWNS = 0x00020000
+CLONE_SYSVSEM = 0x00040000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+#: Every CLONE_NEW* flag the kernel knows before the RFC (``check_setns_flags``).
+CLONE_NEW_STD = (
+    CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWTIME
+)
+
+
+class NsfsTask(CurrentTask, Protocol):
+    """What the nsfs operations read of the task that makes them (``current``)."""
+
+    @property
+    def kernel(self) -> BpfContext: ...
+    @property
+    def cred(self) -> Cred: ...
+    @property
+    def bpf_ns(self) -> Namespace: ...
+    @property
+    def _tracer(self) -> Tracer | None: ...
+    def _fdget(self, fd: int) -> File: ...
+
+
+def _einval(why: str) -> BpfnsError:
+    return BpfnsError(errno.EINVAL, why)
+
+
+def open_ns_file(task: CurrentTask, ns: Namespace) -> int:
+    """``ns_get_path`` + ``open``: a new nsfs fd of ``task`` holding a reference on ``ns``.
+
+    Raises:
+        BpfnsError: EMFILE if the table is full; ENOMEM when an injected allocation
+            fails (FILE site).
+    """
+    ns.kernel.faults.inject(FaultSite.FILE)
+    assert task.files is not None
+    fd = task.files.install(File(FileKind.BPF_NS, ns))
+    get_bpfns(ns, "file")
+    return fd
+
+
+class NsfsCommands:
+    """The nsfs operations and ``setns``, as methods of :class:`bpfns.Task`."""
+
+    __slots__ = ()
+
+    @syscall("setns")
+    def setns(self: NsfsTask, fd: int, nstype: int = 0) -> None:
+        """``setns``: join the namespace behind ``fd``; for a BPF namespace, refused.
+
+        ``nstype`` is a C ``int``: CLONE_NEWBPF does not fit and is truncated to 0, as
+        the C compiler does. On an nsfs fd of a BPF namespace, a non-zero type is EINVAL
+        (a type mismatch) and 0 reaches ``bpfns_install``, which logs
+        ``setns not supported for bpf namespace`` to :attr:`bpfns.Kernel.dmesg` and
+        returns EOPNOTSUPP (rfc.md 2.2, D18). On a pidfd, ``check_setns_flags`` refuses
+        CLONE_NEWBPF (and 0, and unknown bits) with EINVAL.
+
+        Raises:
+            BpfnsError: EOPNOTSUPP, EINVAL or EBADF as above (EOPNOTSUPP leaves its
+                dmesg line, as the kernel does).
+            ValueError: for a pidfd with flags of namespaces bpfns does not simulate.
+            TypeError, ValueError: if ``fd`` or ``nstype`` is not an int in range.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.setns(t.open_proc_ns())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bpfns._errors.BpfnsError: [EOPNOTSUPP: ...
+        """
+        k = self.kernel
+        check_int("fd", fd, INT_MIN, INT_MAX, "int")
+        nstype = c_int(check_int("nstype", nstype, INT_MIN, 2**64 - 1, "int"))
+        file = self._fdget(fd)
+        if file.kind is FileKind.PIDFD:
+            if not nstype or nstype & ~CLONE_NEW_STD:
+                raise _einval(f"setns(pidfd, {nstype:#x}): invalid namespace flags")
+            raise ValueError(
+                "bpfns simulates BPF and user namespaces only; setns through a pidfd "
+                "cannot join a BPF namespace (CLONE_NEWBPF is rejected)"
+            )
+        if file.kind is not FileKind.BPF_NS:
+            raise _einval(f"fd {fd} is not a namespace file")
+        if nstype:
+            raise _einval(f"nstype {nstype:#x} does not match a bpf namespace")
+        k.dmesg.append("setns not supported for bpf namespace")
+        raise BpfnsError(
+            errno.EOPNOTSUPP,
+            "setns is not supported for bpf namespaces (rfc.md 2.2); create the task "
+            "in the namespace with clone3(CLONE_NEWBPF) instead",
+        )
+
+    def proc_ns_link(self: NsfsTask, kind: str = "bpf") -> str:
+        """``readlink /proc/<pid>/ns/bpf``: ``bpf:[<inum>]``.
+
+        Raises:
+            TypeError: if ``kind`` is not a str.
+            ValueError: for another namespace kind (only ``"bpf"`` is simulated), or
+                an exited task.
+
+        >>> from bpfns import Kernel
+        >>> Kernel().init_task.proc_ns_link("bpf")
+        'bpf:[4026531833]'
+        """
+        if check_str("kind", kind) != "bpf":
+            raise ValueError(f"bpfns simulates /proc/<pid>/ns/bpf only, not kind={kind!r}")
+        return f"bpf:[{self.bpf_ns.inum}]"
+
+    @syscall("ioctl(nsfs)")
+    def ns_ioctl(self: NsfsTask, fd: int, request: int) -> int:
+        """``ioctl`` on an nsfs fd of a BPF namespace.
+
+        ``NS_GET_NSTYPE`` returns CLONE_NEWBPF; ``NS_GET_PARENT`` is EINVAL (the RFC
+        gives no ``get_parent`` op); ``NS_GET_USERNS`` runs ``open_related_ns``: it
+        reserves an fd, then calls the missing ``owner`` op: as posted that is a
+        NULL-pointer call (D10), reported by the sanitizer; with D10 fixed it returns a
+        new fd for the owner user namespace, if the caller is in it or below it (else
+        EPERM, and the fd is given back).
+
+        Raises:
+            BpfnsError: EBADF; ENOTTY for an unknown request or a non-nsfs fd; EINVAL;
+                EMFILE (checked before the owner); EPERM as above.
+            TypeError, ValueError: if ``fd`` or ``request`` is not an int in range.
+
+        >>> from bpfns import Kernel, NS_GET_NSTYPE
+        >>> t = Kernel().init_task
+        >>> hex(t.ns_ioctl(t.open_proc_ns(), NS_GET_NSTYPE))
+        '0x400000000'
+        """
+        k = self.kernel
+        check_int("fd", fd, INT_MIN, INT_MAX, "int")
+        request = check_int("request", request, 0, U32_MAX, "unsigned int")
+        file = self._fdget(fd)
+        if file.kind is not FileKind.BPF_NS:
+            raise BpfnsError(errno.ENOTTY, f"fd {fd} is not an nsfs file")
+        ns: Namespace = file.obj
+        if request == NS_GET_NSTYPE:
+            return CLONE_NEWBPF
+        if request == NS_GET_PARENT:
+            raise _einval("bpf namespaces have no get_parent operation")
+        if request != NS_GET_USERNS:
+            raise BpfnsError(errno.ENOTTY, f"unknown nsfs ioctl {request:#x}")
+        assert self.files is not None
+        new_fd = self.files.reserve()  # open_related_ns: the fd first
+        if k.behavior.d10_missing_owner_op:
+            k.sanitizer.report(
+                "D10",
+                BugKind.NULL_DEREF,
+                "ns_get_owner called bpfns_operations.owner, which is NULL",
+                "ns_ioctl",
+                k.step,
+            )
+            self.files.put_unused(new_fd)
+            return 0  # record mode: the oops killed the call; nothing was returned
+        try:
+            if not ns.user_ns.contains(self.cred.user_ns):
+                raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
+            k.faults.inject(FaultSite.FILE)  # path_from_stashed: the owner's nsfs file
+        except BpfnsError:
+            self.files.put_unused(new_fd)
+            raise
+        get_user_ns(ns.user_ns, "file")
+        self.files.fd_install(new_fd, File(FileKind.USER_NS, ns.user_ns))
+        return new_fd
