@@ -51,6 +51,12 @@ from helpers import assert_atomic
 INT_MAX = 2**31 - 1
 
 
+class Label(str):
+    """A str subclass: every str parameter takes it as its plain value."""
+
+    __slots__ = ()
+
+
 class Four(enum.IntEnum):
     """An int subclass: valid wherever an int is."""
 
@@ -176,6 +182,7 @@ def bad_values(kind: str, w: World) -> list[Bad]:
     if kind in RANGES:
         return int_values(kind, optional)
     strs = [Bad("int", 5), Bad("None", None, optional), Bad("bool", True), Bad("bytes", b"x")]
+    strs.append(Bad("str subclass", Label("x"), True))  # taken as its plain value
     foreign_oid = w.other.alloc_obj_id(w.other.init_ns, "x", ObjType.MAP)
     other_enum = FaultSite.INUM if kind != "site" else ObjType.MAP
     table: dict[str, list[Bad]] = {

@@ -18,6 +18,7 @@ import attrs
 
 from ._bpf_namespace import Namespace, NsContext, Nsproxy, ObjType, put_bpfns
 from ._bpffs import Bpffs
+from ._capability import Cap, Cred
 from ._errors import KernelBug
 from ._files import FdTable, File, FileKind
 from ._obj_id import ObjId, free_obj_id
@@ -39,6 +40,7 @@ __all__ = [
     "LinkPrimer",
     "MapInfo",
     "ProgInfo",
+    "SyscallTask",
     "bpf_audit_prog",
     "bpf_file",
     "bpf_obj_get",
@@ -89,6 +91,22 @@ class CurrentTask(Protocol):
     @property
     def files(self) -> FdTable | None: ...
     def _oops(self) -> None: ...
+
+
+class SyscallTask(CurrentTask, Protocol):
+    """What the syscalls read of the task that makes them: :class:`bpfns.Task` is one.
+
+    The bpf() commands (:mod:`bpfns._syscall`) and the nsfs operations
+    (:mod:`bpfns._nsfs`) are methods of Task typed against this, so that their modules
+    need not import the task layer.
+    """
+
+    @property
+    def cred(self) -> Cred: ...
+    @property
+    def bpf_ns(self) -> Namespace: ...
+    def capable(self, cap: Cap) -> bool: ...
+    def _fdget(self, fd: int) -> File: ...
 
 
 _T = TypeVar("_T", bound=CurrentTask)

@@ -204,6 +204,7 @@ class Kernel(TaskContext):
                 Kernel, a dead ``old_ns`` or a freed ``user_ns`` (checked before
                 anything is charged or allocated).
 
+        >>> from bpfns import CLONE_NEWBPF
         >>> k = Kernel()
         >>> ns = k.copy_bpfns(CLONE_NEWBPF, k.init_user_ns, k.init_ns)
         >>> ns.parent is k.init_ns, ns.level
@@ -344,6 +345,7 @@ class Kernel(TaskContext):
             KernelBug: in RFC behaviour, if a step hits a defect (D2, D8); the rest of
                 the teardown does not run.
 
+        >>> from bpfns import CLONE_NEWBPF
         >>> k = Kernel(FIXED)
         >>> child = k.init_task.clone(CLONE_NEWBPF)
         >>> _ = child.map_create()

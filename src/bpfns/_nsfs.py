@@ -10,18 +10,15 @@ fd ask for the namespace's type, parent and owner; the RFC's ``bpfns_operations`
 from __future__ import annotations
 
 import errno
-from typing import Protocol
 
 from ._args import INT_MAX, INT_MIN, U32_MAX, check_int, check_str
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, get_bpfns
-from ._bpf_object import BpfContext, CurrentTask, syscall
-from ._capability import Cred
+from ._bpf_object import CurrentTask, SyscallTask, syscall
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
 from ._idr import c_int
 from ._sanitizer import BugKind
-from ._trace import Tracer
 from ._ucount import get_user_ns
 
 __all__ = [
@@ -71,18 +68,8 @@ CLONE_NEW_STD = (
 )
 
 
-class NsfsTask(CurrentTask, Protocol):
-    """What the nsfs operations read of the task that makes them (``current``)."""
-
-    @property
-    def kernel(self) -> BpfContext: ...
-    @property
-    def cred(self) -> Cred: ...
-    @property
-    def bpf_ns(self) -> Namespace: ...
-    @property
-    def _tracer(self) -> Tracer | None: ...
-    def _fdget(self, fd: int) -> File: ...
+#: What the nsfs operations read of their task.
+NsfsTask = SyscallTask
 
 
 def _einval(why: str) -> BpfnsError:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from html import escape
 
-from ._bpf_namespace import Namespace, ObjType
-from ._bpf_object import BpfObject, object_listing
+from ._bpf_namespace import Namespace, NsContext, ObjType
+from ._bpf_object import BpfObject, CurrentTask, object_listing
 from ._idr import Idr
-from ._kernel import Kernel
 from ._obj_id import ObjId
-from ._task import Task
 
 __all__ = [
     "idr_html",
@@ -161,7 +159,7 @@ def obj_id_html(obj_id: ObjId) -> str:
     return f'<table class="bpfns-objid">{head}{rows}</table>'
 
 
-def task_html(task: Task) -> str:
+def task_html(task: CurrentTask) -> str:
     """A task: pid, euid, namespace, and its open files."""
     files = task.files.items() if task.files is not None else iter(())
     rows = "".join(
@@ -180,7 +178,7 @@ def idr_html(idr: Idr, end: int = 64) -> str:
     return f'<div class="bpfns-idr">{_fallback(repr(idr))}{ruler_svg(idr, shown)}</div>'
 
 
-def kernel_html(k: Kernel) -> str:
+def kernel_html(k: NsContext) -> str:
     """A kernel: its repr and its namespace tree."""
     head = f"<p><code>{escape(repr(k))}</code></p>"
     return f'<div class="bpfns-kernel">{head}{tree_html(k.init_ns)}</div>'

@@ -23,10 +23,9 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable
-from typing import Protocol
 
 from ._args import INT_MAX, INT_MIN, U32_MAX, check_int, check_str
-from ._bpf_namespace import Namespace, ObjType
+from ._bpf_namespace import ObjType
 from ._bpf_object import (
     BPF_F_RDONLY,
     BPF_F_WRONLY,
@@ -35,16 +34,15 @@ from ._bpf_object import (
     BPF_MAP_TYPE_ARRAY,
     BPF_OBJ_NAME_LEN,
     BPF_PROG_TYPE_KPROBE,
-    BpfContext,
     BpfLink,
     BpfMap,
     BpfObject,
     BpfProg,
-    CurrentTask,
     LinkInfo,
     LinkPrimer,
     MapInfo,
     ProgInfo,
+    SyscallTask,
     bpf_audit_prog,
     bpf_file,
     bpf_obj_get,
@@ -52,12 +50,12 @@ from ._bpf_object import (
     object_info,
     syscall,
 )
-from ._capability import Cap, Cred
+from ._capability import Cap
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
 from ._obj_id import KernelObjId, ObjId, alloc_obj_id, bpf_obj_id_nr, free_obj_id
-from ._trace import Tracer, traced
+from ._trace import traced
 
 __all__ = ["BpfCommands", "BpfTask"]
 
@@ -68,22 +66,8 @@ _NAME = re.compile(rf"[A-Za-z0-9_.]{{1,{BPF_OBJ_NAME_LEN - 1}}}")
 _BPF_OBJECT, _FILE = FaultSite.BPF_OBJECT, FaultSite.FILE
 
 
-class BpfTask(CurrentTask, Protocol):
-    """What the ``bpf()`` commands read of the task that makes them (``current``).
-
-    :class:`bpfns.Task` is one; the commands are its methods (:class:`BpfCommands`).
-    """
-
-    @property
-    def kernel(self) -> BpfContext: ...
-    @property
-    def cred(self) -> Cred: ...
-    @property
-    def bpf_ns(self) -> Namespace: ...
-    @property
-    def _tracer(self) -> Tracer | None: ...
-    def capable(self, cap: Cap) -> bool: ...
-    def _fdget(self, fd: int) -> File: ...
+#: What the bpf() commands read of their task.
+BpfTask = SyscallTask
 
 
 # -- what the commands share ------------------------------------------------------------

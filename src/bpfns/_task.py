@@ -615,7 +615,7 @@ class Task(BpfCommands, NsfsCommands):
         >>> k = Kernel()
         >>> t = k.init_task.clone(CLONE_NEWBPF)
         >>> fd = k.init_task.open_proc_ns(t.pid)
-        >>> t.exit(); t.nsproxy is None, k.live_namespaces()[1].alive
+        >>> t.exit(); t.nsproxy is None, k.namespaces()[1].alive
         (True, True)
         """
         k = self.kernel
