@@ -12,15 +12,15 @@ beyond the initial state of a Kernel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from ._bpf_namespace import Namespace
-from ._bpf_object import AuditRecord, BpfObject, LinkPrimer
+from ._bpf_object import AuditRecord, BpfObject, LinkPrimer, SyscallTask
 from ._files import FdTable, File
 from ._obj_id import ObjId
-from ._task import Task
 from ._ucount import Ucounts, UcountType, UserNamespace
 
 __all__ = [
@@ -232,8 +232,8 @@ class World:
     the Kernel's public views show.
     """
 
-    init_task: Task
-    tasks: list[Task]
+    init_task: SyscallTask
+    tasks: Sequence[SyscallTask]
     namespaces: list[Namespace]
     user_namespaces: list[UserNamespace]
     ucounts: list[Ucounts]
