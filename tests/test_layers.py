@@ -106,7 +106,9 @@ def test_registering_a_taken_type_is_refused() -> None:
         TYPE: ClassVar[ObjType] = ObjType.MAP
         FILE_KIND: ClassVar[FileKind] = FileKind.PIDFD
 
-    with pytest.raises(ValueError, match="Another: ObjType.MAP or FileKind.PIDFD is registered"):
+    with pytest.raises(
+        ValueError, match=r"Another: ObjType\.MAP or FileKind\.PIDFD is registered"
+    ):
         register(Another)
     assert OBJECT_TYPES[ObjType.MAP] is BpfMap and FileKind.PIDFD not in BPF_FILE_KINDS
 
