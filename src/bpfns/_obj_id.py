@@ -399,7 +399,7 @@ def alloc_obj_id(
     nrs = slot.nrs  # numbers[level - j].nr, written in place as the C loop does
     walk = ns.id_walks[type]  # deepest first
     j = take_cursor_walk(walk, handle, nrs, 0)
-    while j < len(walk):  # level j's cursor slot is taken or not armed: its policy decides
+    while j >= 0:  # level j's cursor slot is taken or not armed: its policy decides
         tmp = ns.path[j]
         try:
             nrs[j] = tmp.policy.alloc(tmp.idr[type], handle)

@@ -607,8 +607,8 @@ def take_cursor_walk(
     its allocator's largest id as ``arm_limit``, and its allocator's lowest id is 1, so
     that an armed cursor is always in range. While tree ``j`` takes its cursor's slot,
     ``nrs[j]`` is set to the id taken; the first tree that cannot (its cursor's slot is
-    taken, or not armed) stops the walk, and its ``j`` is returned (``len(walk)`` when
-    every tree took its slot). The caller allocates at that level the careful way and
+    taken, or not armed) stops the walk, and its ``j`` is returned (-1 when every tree
+    took its slot). The caller allocates at that level the careful way and
     calls again from ``j + 1``. O(1) per tree: one list read and one list write.
 
     Equals ``nrs[j] = tree.take_cursor(ptr, 1, arm_limit)`` for each tree until one
@@ -628,7 +628,7 @@ def take_cursor_walk(
         except IndexError:  # no leaf armed, or the cursor at its end
             pass
         return j
-    return len(walk)
+    return -1
 
 
 def remove_walk(walk: tuple[tuple[int, IdBitmap], ...], nrs: Sequence[int | None]) -> None:
