@@ -37,10 +37,11 @@ def check_kernel(k: TaskContext) -> None:
     Raises:
         InvariantViolation: naming the first broken invariant.
     """
-    check_structures(k)
+    handles = live_obj_ids(k)  # one walk of every IDR, shared by the checks below
+    check_structures(k, handles)
     check_tasks(k)
-    check_ids(k)
-    check_ns_refcounts(k)
+    check_ids(k, handles)
+    check_ns_refcounts(k, handles)
     check_ucounts(k)
     check_user_namespaces(
         k.init_user_ns.registry,
@@ -88,12 +89,12 @@ def live_obj_ids(k: TaskContext) -> list[ObjId]:
     return list(seen.values())
 
 
-def check_structures(k: TaskContext) -> None:
-    """Each structure's own ``_check()``, in one loop."""
+def check_structures(k: TaskContext, handles: list[ObjId]) -> None:
+    """Each structure's own ``_check()``, in one loop (``handles``: :func:`live_obj_ids`)."""
     structures: list[Any] = [k.inum_ida, *k.caches(), k.init_user_ns.registry, k.rcu, k.bpffs]
     structures += list(k.primers)
     structures += _namespaces(k)
-    structures += [record_of(h) for h in live_obj_ids(k)]
+    structures += [record_of(h) for h in handles]
     structures += _tables(k)
     if k.tracer is not None:
         structures.append(k.tracer)
@@ -141,9 +142,8 @@ def check_tasks(k: TaskContext) -> None:
         raise InvariantViolation("pids map to their tasks", "a pid outlived its task")
 
 
-def check_ids(k: TaskContext) -> None:
+def check_ids(k: TaskContext, handles: list[ObjId]) -> None:
     """Every IDR entry is a live record with that id at that level, and vice versa."""
-    handles = live_obj_ids(k)
     live = sum(c.active for c in k.obj_id_caches.values())
     for h in handles:
         if not h.live:
@@ -151,9 +151,10 @@ def check_ids(k: TaskContext) -> None:
                 "IDR entries point to live records",
                 f"a freed record is still in an IDR: {h!r}",
             )
-        for level, entry in enumerate(h.numbers):
-            nr, ns = entry.nr, entry.ns
-            if ns.level != level:
+        rec = record_of(h)  # numbers[], read from the record's arrays (deepest first)
+        numbers = zip(reversed(rec.nrs), reversed(rec.nss), strict=True)
+        for level, (nr, ns) in enumerate(numbers):
+            if ns is None or nr is None or ns.level != level:
                 raise InvariantViolation("ids at every level", f"{h!r} level {level}")
             if ns.alive and idr_tree(ns.idr[h.type]).get(nr) is not h:
                 raise InvariantViolation(
@@ -173,15 +174,16 @@ def check_ids(k: TaskContext) -> None:
     for ns in _namespaces(k):
         for type_ in ObjType:
             for nr, h in ns.idr[type_]:
-                mine = h.type is type_ and ns.level <= h.level
-                if not mine or h.numbers[ns.level] != (nr, ns):
+                rec = record_of(h)
+                i = rec.level - ns.level
+                if h.type is not type_ or i < 0 or (rec.nrs[i], rec.nss[i]) != (nr, ns):
                     raise InvariantViolation(
                         "ids unique per (namespace, type)",
                         f"{ns.label()} {type_.name} {nr} -> {h!r}",
                     )
 
 
-def check_ns_refcounts(k: TaskContext) -> None:
+def check_ns_refcounts(k: TaskContext, handles: list[ObjId]) -> None:
     """Every namespace's references equal the children, records, nsproxies and files found."""
     children: Counter[int] = Counter()
     for ns in k.live_namespaces:
@@ -189,7 +191,7 @@ def check_ns_refcounts(k: TaskContext) -> None:
             children[id(ns.parent)] += 1
     pins: Counter[int] = Counter()
     if not k.behavior.d2_obj_id_unpinned:
-        for h in live_obj_ids(k):
+        for h in handles:
             pins[id(h.ns)] += 1
     nsproxies: Counter[int] = Counter()
     for nsproxy in {id(t.nsproxy): t.nsproxy for t in k.live_tasks.values() if t.nsproxy}.values():

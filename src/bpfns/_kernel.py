@@ -47,9 +47,19 @@ class Kernel(TaskContext):
         trace: record every action as an event in :attr:`trace` (off by default: a
             kernel without tracing keeps nothing and pays one test per action).
 
-    The machine's state (``step``, ``faults``, ``dmesg``, ``audit_log``, ``init_ns``,
-    ``init_task``, ``bpffs``, ...) is described, layer by layer, in the kernel-context
-    classes this class extends (see the model page of the docs); read it freely.
+    Attributes:
+        step: how many operations this kernel has run (reports carry it).
+        faults: the :class:`bpfns.FaultInjector`.
+        init_ns: ``init_bpf_ns``, level 0.
+        init_user_ns: the initial user namespace.
+        init_task: pid 1, in the initial namespaces with every capability.
+        bpffs: the BPF filesystem's pins (``bpffs.paths()``).
+        dmesg: the kernel log, oldest line first.
+        audit_log: the ``AUDIT_BPF`` records (:class:`bpfns.AuditRecord`).
+
+    These and the rest of the machine's state are defined layer by layer by the
+    kernel-context classes this class extends (see "Layers and the kernel context" on
+    the model page of the docs); read them freely, but change the world through calls.
 
     Raises:
         TypeError, ValueError: for an argument of the wrong type or out of range.
