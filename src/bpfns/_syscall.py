@@ -103,11 +103,12 @@ def _bpf_file(task: BpfTask, fd: int, kinds: tuple[FileKind, ...] | None = None)
     return file
 
 
-def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int]) -> int | None:
+def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int] | None) -> int | None:
     """``bpf_alloc_obj_id`` in the caller's namespace, then ``id = bpf_obj_id_nr``.
 
-    On failure the object is freed (D3 as posted: the command returns 0, which this
-    returns from ``d3()``; FIXED: the error).
+    On failure the object is freed: as posted (D3) the command returns 0, which this
+    returns, after ``d3()`` undoes what the command did first (None: nothing to
+    undo); FIXED raises the error.
     """
     k = task.kernel
     nsproxy = task.nsproxy
@@ -116,7 +117,7 @@ def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int]) -> int | No
         obj_id = alloc_obj_id(k, nsproxy.bpf_ns, obj, obj.TYPE, _nested=True)
     except BpfnsError:
         if k.behavior.d3_create_returns_zero:
-            return d3()
+            return 0 if d3 is None else d3()
         raise
     obj.obj_id, obj.id = obj_id, bpf_obj_id_nr(obj_id)
     k.objects[obj] = None
@@ -289,7 +290,7 @@ class BpfCommands:
             k.faults.inject(_BPF_OBJECT)  # map->ops->map_alloc
         # id 0, no record yet, one reference: the file's (the fields in order)
         new = BpfMap(k, name, 0, None, 1, {"file": 1}, map_type, key_size, value_size, max_entries)
-        failed = _alloc_ids(self, new, lambda: 0)  # D3: the map is freed, fd 0
+        failed = _alloc_ids(self, new, None)  # D3: the map is freed, fd 0
         if failed is not None:
             return failed
         return _install(self, new)
