@@ -95,7 +95,7 @@ def _bpfns_gate(task: BpfTask, what: str) -> None:
 
 def _bpf_file(task: BpfTask, fd: int, kinds: tuple[FileKind, ...] | None = None) -> File:
     """``fdget`` of a BPF object's fd (of one of ``kinds``, any BPF kind by default)."""
-    file = task._fdget(fd)
+    file = task._fdget(fd)  # the SyscallTask protocol: the task's own fd lookup
     allowed = kinds or tuple(BPF_FILE_KINDS)
     if file.kind not in allowed:
         names = "/".join(kind.value for kind in allowed)
