@@ -260,7 +260,7 @@ class NsContext(KernelContext):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.init_user_ns = new_init_user_ns(self.ucount_max, self.tracer, self.faults)
-        self.ns_cache = KmemCache("bpf_namespace", 0, self.alloc_addr)
+        self.ns_cache = KmemCache("bpf_namespace", 0, self._alloc_addr)
         get_user_ns(self.init_user_ns, "bpf_ns")
         self.init_ns = Namespace(
             kernel=self,
@@ -269,7 +269,7 @@ class NsContext(KernelContext):
             user_ns=self.init_user_ns,
             inum=PROC_BPF_INIT_INO,
             obj_id_cachep=self._new_obj_id_cache(0),
-            policy=self.new_policy(),
+            policy=self._new_policy(),
             name=None,
         )
         tracer = self.tracer
@@ -278,18 +278,18 @@ class NsContext(KernelContext):
             tracer.ref(self.faults)
             tracer.kernel_created(self)
 
-    def new_policy(self) -> ObjIdPolicy | PidPolicy:
+    def _new_policy(self) -> ObjIdPolicy | PidPolicy:
         """The allocation policy of a new namespace: ids ``[1, id_end)``."""
         return ObjIdPolicy(self.id_end)
 
     def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
         # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
         name = "pid" if level == 0 else f"bpf_{level + 1}"
-        cache = KmemCache(name, level + 1, self.alloc_addr, functools.partial(IdRecord, self))
+        cache = KmemCache(name, level + 1, self._alloc_addr, functools.partial(IdRecord, self))
         self.obj_id_caches[level] = cache
         return cache
 
-    def obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
+    def _obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
         """``create_bpf_cachep(level)``: the shared per-level cache, created on first use.
 
         Raises:
@@ -739,7 +739,7 @@ def _alloc_namespace(
         raise _enomem("kmem_cache_zalloc(bpf_namespace)")
     slot = k.ns_cache.alloc(None, zero=True)
     try:
-        cachep = k.obj_id_cache(level)
+        cachep = k._obj_id_cache(level)
         if faults.armed and faults.should_fail(FaultSite.INUM):
             raise _enomem("ns_alloc_inum")
         inum = k.inum_ida.alloc_max(U32_MAX - PROC_DYNAMIC_FIRST) + PROC_DYNAMIC_FIRST
@@ -753,7 +753,7 @@ def _alloc_namespace(
         user_ns=user_ns,
         inum=inum,
         obj_id_cachep=cachep,
-        policy=k.new_policy(),
+        policy=k._new_policy(),
         name=name,
         ucounts=ucounts,
         slot=slot,

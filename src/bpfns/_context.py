@@ -99,7 +99,7 @@ class KernelContext:
         self.faults.tracer = tracer
         self.rcu.tracer = tracer
 
-    def alloc_addr(self) -> int:
+    def _alloc_addr(self) -> int:
         """A fresh simulated kernel address for a new slab object (what reports print)."""
         self._next_addr += 0x100
         return self._next_addr

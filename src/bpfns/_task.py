@@ -109,9 +109,9 @@ class TaskContext(BpfContext):
         super().__attrs_post_init__()
         get_user_ns(self.init_user_ns, "cred")
         init_cred = Cred(0, self.init_user_ns, ALL_CAPS)
-        self.init_task = self.new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
+        self.init_task = self._new_task(init_cred, Nsproxy(self.init_ns), FdTable(), 0, "init")
 
-    def new_task(
+    def _new_task(
         self, cred: Cred, nsproxy: Nsproxy, files: FdTable, tgid: int, name: str | None
     ) -> Task:
         """Give a new task a pid (``alloc_pid``: cyclic, from 1) and register it."""
@@ -123,12 +123,12 @@ class TaskContext(BpfContext):
             self.tracer.emit(TaskCreated(self.tracer.step, self.tracer.ref(task), task.pid))
         return task
 
-    def release_task(self, task: Task) -> None:
+    def _release_task(self, task: Task) -> None:
         """``release_task``: the pid is free again."""
         idr_remove(self.pid_idr, task.pid)
         del self.live_tasks[task.pid]
 
-    def own_task(self, task: object, what: str) -> Task:
+    def _own_task(self, task: object, what: str) -> Task:
         """``task`` if it is a live Task of this kernel; ``what`` names the argument.
 
         Raises:
@@ -394,7 +394,7 @@ class Task(BpfCommands, NsfsCommands):
             put_user_ns(cred.user_ns, "cred")
             raise
         tgid = self.tgid if flags & CLONE_THREAD else 0
-        return k.new_task(cred, nsproxy, files, tgid, label)
+        return k._new_task(cred, nsproxy, files, tgid, label)
 
     def _copy_creds(self, flags: int) -> Cred:
         """``copy_creds``: the child's cred, holding a reference on its user namespace.
@@ -587,7 +587,7 @@ class Task(BpfCommands, NsfsCommands):
         put_files(files)
         put_user_ns(self.cred.user_ns, "cred")
         self.alive = False
-        k.release_task(self)
+        k._release_task(self)
 
     def _require_no_primer(self, what: str) -> None:
         for primer in self.kernel.primers:
@@ -683,7 +683,7 @@ class Task(BpfCommands, NsfsCommands):
         1
         """
         check_int("fd", fd, INT_MIN, INT_MAX, "int")
-        receiver = self.kernel.own_task(to, "to")
+        receiver = self.kernel._own_task(to, "to")
         file = self._fdget(fd)
         assert receiver.files is not None
         new_fd = receiver.files.install(file)
@@ -709,7 +709,7 @@ class Task(BpfCommands, NsfsCommands):
         map_id: 1
         """
         check_int("fd", fd, INT_MIN, INT_MAX, "int")
-        file = self.kernel.own_task(owner, "owner")._fdget(fd)
+        file = self.kernel._own_task(owner, "owner")._fdget(fd)
         rows: list[tuple[str, object]] = [("pos", 0), ("flags", "02000002")]
         if file.kind in BPF_FILE_KINDS:
             rows += object_fdinfo(file.obj)
@@ -794,4 +794,4 @@ def make_task_dead(task: Task) -> None:
     k = task.kernel  # do_exit did not finish: the task is still registered
     k.dmesg.append("Fixing recursive fault but reboot is needed!")
     task.alive = False
-    k.release_task(task)
+    k._release_task(task)

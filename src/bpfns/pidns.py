@@ -44,7 +44,7 @@ class _PidCore(Kernel):
 
     ns_ucount = UcountType.PID_NAMESPACES
 
-    def new_policy(self) -> PidPolicy:
+    def _new_policy(self) -> PidPolicy:
         return PidPolicy()
 
 
