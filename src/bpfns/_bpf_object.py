@@ -526,8 +526,7 @@ def fput(file: File) -> None:
 
 def put_files(files: FdTable) -> None:
     """``put_files_struct``: the last user closes every fd (see :meth:`FdTable.put`)."""
-    for file in files.put():
-        release_file(file)
+    files.put(release_file)
 
 
 # -- records returned to userspace ----------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import errno
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -201,16 +201,20 @@ class FdTable:
         new._holes = [fd for fd in range(new._high) if fd not in new._fds]
         return new
 
-    def put(self) -> list[File]:
+    def put(self, release: Callable[[File], None]) -> None:
         """``put_files_struct``: the last user closes every fd, in fd order.
 
-        Returns the files whose last reference that dropped, in fd order: the caller
-        releases them (``__fput``), as :func:`bpfns._bpf_object.put_files` does.
+        ``release`` is ``__fput``, run for each file whose last reference that was, as
+        soon as its fd is closed (:func:`bpfns._bpf_object.put_files` passes the object
+        layer's). If it raises (an oops), the fds after it stay in the table.
         """
         self.count -= 1
         if self.count:
-            return []
-        return [file for fd, _ in self.items() if (file := self.detach(fd)).fput()]
+            return
+        for fd, _ in self.items():
+            file = self.detach(fd)
+            if file.fput():
+                release(file)
 
     def _check(self) -> None:
         """Assert the internal invariants.

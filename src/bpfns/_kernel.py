@@ -23,7 +23,7 @@ from ._sanitizer import Report
 from ._slab import KmemCache
 from ._snapshot import Leftover, Snapshot, World, find_leftovers, take_snapshot
 from ._task import Task, TaskContext
-from ._trace import Trace, traced
+from ._trace import Trace, Tracer, traced
 from ._ucount import UserNamespace, all_ucounts
 
 __all__ = ["Kernel"]
@@ -91,7 +91,8 @@ class Kernel(TaskContext):
         p.text(repr(self) if cycle else f"{self!r}\n{self.init_ns.tree()}")
 
     @property
-    def _tracer(self) -> Any:
+    def _tracer(self) -> Tracer | None:
+        """What ``@traced`` reads (the context's ``tracer``)."""
         return self.tracer
 
     def tasks(self) -> list[Task]:

@@ -32,6 +32,7 @@ __all__ = [
     "NS_GET_PARENT",
     "NS_GET_USERNS",
     "NsfsCommands",
+    "einval",
     "open_ns_file",
 ]
 
@@ -72,7 +73,8 @@ CLONE_NEW_STD = (
 NsfsTask = SyscallTask
 
 
-def _einval(why: str) -> BpfnsError:
+def einval(why: str) -> BpfnsError:
+    """The EINVAL a flag or type check of clone, unshare or setns refuses with."""
     return BpfnsError(errno.EINVAL, why)
 
 
@@ -124,15 +126,15 @@ class NsfsCommands:
         file = self._fdget(fd)
         if file.kind is FileKind.PIDFD:
             if not nstype or nstype & ~CLONE_NEW_STD:
-                raise _einval(f"setns(pidfd, {nstype:#x}): invalid namespace flags")
+                raise einval(f"setns(pidfd, {nstype:#x}): invalid namespace flags")
             raise ValueError(
                 "bpfns simulates BPF and user namespaces only; setns through a pidfd "
                 "cannot join a BPF namespace (CLONE_NEWBPF is rejected)"
             )
         if file.kind is not FileKind.BPF_NS:
-            raise _einval(f"fd {fd} is not a namespace file")
+            raise einval(f"fd {fd} is not a namespace file")
         if nstype:
-            raise _einval(f"nstype {nstype:#x} does not match a bpf namespace")
+            raise einval(f"nstype {nstype:#x} does not match a bpf namespace")
         k.dmesg.append("setns not supported for bpf namespace")
         raise BpfnsError(
             errno.EOPNOTSUPP,
@@ -187,7 +189,7 @@ class NsfsCommands:
         if request == NS_GET_NSTYPE:
             return CLONE_NEWBPF
         if request == NS_GET_PARENT:
-            raise _einval("bpf namespaces have no get_parent operation")
+            raise einval("bpf namespaces have no get_parent operation")
         if request != NS_GET_USERNS:
             raise BpfnsError(errno.ENOTTY, f"unknown nsfs ioctl {request:#x}")
         assert self.files is not None

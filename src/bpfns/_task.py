@@ -47,6 +47,7 @@ from ._nsfs import (
     CLONE_THREAD,
     CLONE_VM,
     NsfsCommands,
+    einval,
     open_ns_file,
 )
 from ._policy import PID_MAX_LIMIT
@@ -85,10 +86,6 @@ _SYSCTLS = {
     "user.max_bpf_namespaces": UcountType.BPF_NAMESPACES,
     "user.max_user_namespaces": UcountType.USER_NAMESPACES,
 }
-
-
-def _einval(why: str) -> BpfnsError:
-    return BpfnsError(errno.EINVAL, why)
 
 
 @attrs.define(eq=False, repr=False)
@@ -422,17 +419,17 @@ class Task(BpfCommands, NsfsCommands):
     def _check_clone_flags(self, flags: int) -> None:
         """The flag checks of ``copy_process`` (kernel/fork.c) that matter here."""
         if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
-            raise _einval("CLONE_THREAD needs CLONE_SIGHAND (and CLONE_VM)")
+            raise einval("CLONE_THREAD needs CLONE_SIGHAND (and CLONE_VM)")
         if flags & CLONE_SIGHAND and not flags & CLONE_VM:
-            raise _einval("CLONE_SIGHAND needs CLONE_VM")
+            raise einval("CLONE_SIGHAND needs CLONE_VM")
         if flags & CLONE_THREAD and flags & (CLONE_NEWUSER | CLONE_NEWPID):
-            raise _einval("a thread cannot get a new user or pid namespace")
+            raise einval("a thread cannot get a new user or pid namespace")
         self._check_d19(flags)
 
     def _check_d19(self, flags: int) -> None:
         both = CLONE_NEWUSER | CLONE_NEWBPF
         if flags & both == both and not self.kernel.behavior.d19_newuser_newbpf_allowed:
-            raise _einval(
+            raise einval(
                 "CLONE_NEWUSER|CLONE_NEWBPF: a BPF namespace owned by a new user namespace "
                 "grants nothing (D19); create the BPF namespace from the owning user "
                 "namespace with CAP_SYS_ADMIN instead"
@@ -497,11 +494,11 @@ class Task(BpfCommands, NsfsCommands):
         flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
         ns_label = check_label("ns_name", ns_name)
         if flags & ~_UNSHARE_OK:
-            raise _einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
+            raise einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
         if flags & CLONE_FILES:
             self._require_no_primer("unshare(CLONE_FILES)")
         if flags & CLONE_NEWUSER and len(self.thread_group()) > 1:
-            raise _einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
+            raise einval("unshare(CLONE_NEWUSER) needs a single-threaded process")
         self._check_d19(flags)
         files, cred, nsproxy = self._unshare_build(flags, ns_label)
         if nsproxy is self.nsproxy:
