@@ -34,11 +34,20 @@ insert and one dict delete for each of those ``d + 1`` levels.
    ``k.check()`` time. Teardown must leave nothing: asserted.
 6. Fuzzing throughput (``fuzz_throughput.py``, reused): BpfnsMachine steps per second at
    10 / 1,000 / 100,000 live objects, the last within 2x of the first.
+7. Concurrency (issue 14), on the D7 program of ``bpfns.concurrency.scenarios``
+   (``d7-map``, RFC with D1 fixed): the cost of one explored schedule (a whole
+   exhaustive exploration at bound 2, divided by its schedules; the stdlib-thread
+   backend, threads reused across schedules) against one plain sequential run of the
+   same operations (new kernel, setup, the two calls in order, teardown, check), at
+   most 5x; the schedules until the first D7 failure, exhaustive (at most 10) and PCT
+   (median over 21 seeds, depth 3, at most 8); and the full exhaustive count and time
+   at bound 2 under FIXED (info).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import gc
 import json
@@ -455,6 +464,84 @@ def figure6(quick: bool) -> None:
     )
 
 
+# -- figure 7 -------------------------------------------------------------------------
+
+
+def figure7(quick: bool) -> None:
+    import attrs  # noqa: PLC0415 - only this figure needs them
+
+    from bpfns.concurrency import explore, scenarios  # noqa: PLC0415
+
+    rfc = attrs.evolve(bpfns.RFC, d1_rollback_at_failed_level=False)
+    setup = scenarios.get("d7-map").setup
+    args: dict[str, Any] = {"behavior": rfc, "kernel_args": {"id_end": 2}}
+
+    def sequential(n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            k = Kernel(rfc, id_end=2)
+            for job in setup(k):
+                with contextlib.suppress(bpfns.BpfnsError):
+                    job()
+            k.teardown()
+            k.check()
+        return (time.perf_counter() - started) / n
+
+    def explored() -> tuple[float, int, int | None]:
+        started = time.perf_counter()
+        result = explore(setup, **args)
+        elapsed = time.perf_counter() - started
+        return elapsed / result.schedules, result.schedules, result.first_failure
+
+    repeats = 2 if quick else 7
+    sequential(20)
+    seq = min(sequential(20 if quick else 200) for _ in range(repeats))
+    runs = [explored() for _ in range(repeats)]
+    per_schedule = min(r[0] for r in runs)
+    ratio = per_schedule / seq
+    report(
+        "7  one explored D7 schedule vs sequential",
+        f"{per_schedule * 1e6:,.0f} us vs {seq * 1e6:,.0f} us: ratio {ratio:.2f}",
+        "<= 5.00",
+        ratio <= 5.0,
+        quick=quick,
+    )
+    first = runs[0][2]
+    assert first is not None
+    report(
+        "7  schedules to the first D7 failure, exh.",
+        f"{first} of {runs[0][1]} (bound 2)",
+        "<= 10",
+        first <= 10,
+        quick=quick,
+    )
+    seeds = 5 if quick else 21
+    firsts = []
+    for seed in range(seeds):
+        pct = explore(setup, strategy="pct", runs=200, seed=seed, stop_at_first=True, **args)
+        assert pct.first_failure is not None
+        firsts.append(pct.first_failure)
+    median = statistics.median(firsts)
+    report(
+        "7  schedules to the first D7 failure, PCT",
+        f"median {median:g} over {seeds} seeds (max {max(firsts)}), depth 3",
+        "<= 8",
+        median <= 8,
+        quick=quick,
+    )
+    started = time.perf_counter()
+    fixed = explore(setup, behavior=FIXED, kernel_args={"id_end": 2})
+    elapsed = time.perf_counter() - started
+    assert fixed.clean and fixed.exhaustive
+    report(
+        "7  FIXED, exhaustive at bound 2",
+        f"{fixed.schedules} schedules, clean, in {elapsed * 1e3:,.0f} ms",
+        "",
+        None,
+        quick=quick,
+    )
+
+
 # -- main -----------------------------------------------------------------------------
 
 
@@ -483,7 +570,7 @@ def main() -> int:
     quick = args.quick
     print(f"bpfns {bpfns.__version__ if hasattr(bpfns, '__version__') else ''} on {machine()}")
     print(f"mode: {'quick (targets not checked)' if quick else 'full'}", flush=True)
-    figures = [figure1, figure2, figure3, figure4, figure5, figure6]
+    figures = [figure1, figure2, figure3, figure4, figure5, figure6, figure7]
     started = time.perf_counter()
     for number, figure in enumerate(figures, 1):
         if not args.only or number in args.only:

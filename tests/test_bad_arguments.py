@@ -485,8 +485,9 @@ CASES = {case.name: case for case in cases()}
 
 #: Public callables without arguments (each is called once on the world, below).
 NO_ARGUMENTS = {
-    "Kernel": ["synchronize_rcu", "snapshot", "check", "leftovers", "teardown", "tasks",
-               "namespaces", "bpf_objects", "link_primers", "user_namespaces", "slabinfo"],
+    "Kernel": ["synchronize_rcu", "rcu_read_lock", "rcu_read_unlock", "snapshot", "check",
+               "leftovers", "teardown", "tasks", "namespaces", "bpf_objects", "link_primers",
+               "user_namespaces", "slabinfo"],
     "Task": ["thread_group", "exit"],
     "Namespace": ["get", "put", "ancestors", "children", "tree", "label"],
     "UserNamespace": ["get", "put", "ancestors"],

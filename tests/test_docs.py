@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 import bpfns
+import bpfns.concurrency
 import bpfns.conformance
 import bpfns.pidns
 import bpfns.testing
@@ -30,7 +31,9 @@ def _documented() -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", [bpfns, bpfns.testing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [bpfns, bpfns.testing, bpfns.concurrency], ids=lambda m: m.__name__
+)
 def test_every_public_name_is_in_the_api_reference(module: ModuleType) -> None:
     documented = _documented()
     missing = [
@@ -51,7 +54,7 @@ def test_pidns_and_conformance_are_documented_whole() -> None:
 
 def test_notebooks_are_committed_without_outputs() -> None:
     notebooks = sorted((DOCS / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == 4
+    assert len(notebooks) == 5
     for path in notebooks:
         book = json.loads(path.read_text())
         assert book["metadata"]["kernelspec"]["name"] == "python3", path.name

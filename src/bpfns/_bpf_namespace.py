@@ -32,7 +32,9 @@ from ._fault import FaultSite
 from ._idr import Ida, Idr, idr_tree
 from ._policy import ObjIdPolicy, PidPolicy
 from ._radix_tree import IdBitmap
+from ._sanitizer import BugKind
 from ._slab import KmemCache, Slot
+from ._smp import Smp
 from ._trace import NsDestroyed, NsFreed, Tracer, traced
 from ._ucount import (
     Ucounts,
@@ -278,6 +280,13 @@ class NsContext(KernelContext):
             tracer.ref(self.faults)
             tracer.kernel_created(self)
 
+    def smp_init(self, smp: Smp) -> None:
+        """:meth:`bpfns._context.KernelContext.smp_init`, and no namespace keeps its fast path."""
+        super().smp_init(smp)
+        self.init_ns.fast_owner = None
+        for ns in self.live_namespaces:
+            ns.fast_owner = None
+
     def _new_policy(self) -> ObjIdPolicy | PidPolicy:
         """The allocation policy of a new namespace: ids ``[1, id_end)``."""
         return ObjIdPolicy(self.id_end)
@@ -335,10 +344,13 @@ class Nsproxy:
     Attributes:
         bpf_ns: the BPF namespace of the tasks that share this nsproxy.
         count: how many tasks share it.
+        freed: ``free_nsproxy`` ran: the memory went back at once, with no RCU grace
+            period, so a reader that still holds the pointer reads freed memory (D11).
     """
 
     bpf_ns: Namespace
     count: int = 1
+    freed: bool = False
 
 
 def _enomem(what: str) -> BpfnsError:
@@ -385,7 +397,8 @@ class Namespace:
     #: that :func:`bpfns._radix_tree.take_cursor_walk` and ``remove_walk`` run.
     id_walks: tuple[tuple[tuple[int, IdBitmap], ...], ...] = attrs.field(init=False, repr=False)
     #: The kernel, while the id fast paths apply here (alive, object-id policy, kernel
-    #: not tracing); None otherwise. One identity test checks all of it.
+    #: neither tracing nor explored on simulated CPUs); None otherwise. One identity
+    #: test checks all of it.
     fast_owner: NsContext | None = attrs.field(init=False, repr=False)
     #: ``obj_id_cachep``'s free list (bpf_alloc_obj_id takes records from it inline).
     id_freelist: list[IdRecord] = attrs.field(init=False, repr=False)
@@ -396,9 +409,13 @@ class Namespace:
         self.idr = tuple(Idr(arm_limit=self.policy.arm_limit) for _ in ObjType)
         self.path = (self,) if parent is None else (self, *parent.path)
         self.id_walks = _walks(self.path)
-        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel.tracer is None
-        self.fast_owner = self.kernel if fast else None
+        self.fast_owner = self.kernel if self._fast() else None
         self.id_freelist = self.obj_id_cachep.freelist
+
+    def _fast(self) -> bool:
+        """Whether the id fast paths may apply: object-id policy, no tracer, no CPUs."""
+        k = self.kernel
+        return isinstance(self.policy, ObjIdPolicy) and k.tracer is None and k.smp is None
 
     @property
     def _tracer(self) -> Tracer | None:
@@ -600,8 +617,7 @@ class Namespace:
         """Assert this namespace's own invariants."""
         for idr in self.idr:
             idr._check()
-        fast = isinstance(self.policy, ObjIdPolicy) and self.kernel.tracer is None
-        assert self.fast_owner is (self.kernel if fast and self.alive else None)
+        assert self.fast_owner is (self.kernel if self._fast() and self.alive else None)
         assert self.id_freelist is self.obj_id_cachep.freelist
         path = tuple(self.ancestors())
         assert self.path == (path if self._state is NsState.ALIVE else ())
@@ -618,15 +634,35 @@ class Namespace:
             assert self._count == 0 and all(idr.is_empty() for idr in self.idr)
 
 
-def get_bpfns(ns: Namespace, holder: str) -> None:
+def get_bpfns(ns: Namespace, holder: str, race: str | None = None) -> bool:
     """``get_bpfns``: one more reference to ``ns``, held by ``holder`` (no-op on init).
 
     For the kernel's own holders ("child", "nsproxy", "obj_id", "file", ...); the
-    public :meth:`Namespace.get` checks that ``ns`` is alive first.
+    public :meth:`Namespace.get` checks that ``ns`` is alive first. Returns True.
+
+    On simulated CPUs a caller that holds no reference (``race``: the defect that lets
+    it) can reach a namespace whose count another CPU has just dropped to zero: that
+    ``refcount_inc`` is refcount_t's "addition on 0; use-after-free", which the
+    sanitizer reports; the count stays saturated, and this returns False.
     """
     if not ns.is_init:
+        smp = ns.kernel.smp
+        if smp is not None:
+            smp.preempt(f"get_bpfns({ns.label()})")
+            if ns._state is not NsState.ALIVE:
+                k = ns.kernel
+                k.sanitizer.report(
+                    race,
+                    BugKind.USE_AFTER_FREE,
+                    f"refcount_t: addition on 0; use-after-free: get_bpfns on "
+                    f"{ns.label()}, which is {ns._state.value}",
+                    "get_bpfns",
+                    k.step,
+                )
+                return False
         ns._count += 1
         ns._holders[holder] += 1
+    return True
 
 
 def put_bpfns(ns: Namespace, holder: str) -> None:
@@ -636,7 +672,10 @@ def put_bpfns(ns: Namespace, holder: str) -> None:
     turn (rfc.md 2.2 "Lifetime"); init is never put.
     """
     cur: Namespace | None = ns
+    smp = ns.kernel.smp
     while cur is not None and not cur.is_init:
+        if smp is not None:
+            smp.preempt(f"put_bpfns({cur.label()})")
         cur._holders[holder] -= 1
         cur._count -= 1
         if cur._count:

@@ -21,7 +21,7 @@ from ._bpffs import Bpffs
 from ._capability import Cap, Cred
 from ._errors import KernelBug
 from ._files import FdTable, File, FileKind
-from ._obj_id import ObjId, free_obj_id
+from ._obj_id import IDR_LOCK, ObjId, free_obj_id
 from ._sanitizer import BugKind
 from ._trace import Tracer, replayable, traced
 from ._ucount import put_user_ns
@@ -43,8 +43,10 @@ __all__ = [
     "SyscallTask",
     "bpf_audit_prog",
     "bpf_file",
+    "bpf_obj_free",
     "bpf_obj_get",
     "bpf_obj_id_vnr",
+    "bpf_obj_inc_not_zero",
     "bpf_obj_put",
     "fput",
     "id_seen_from",
@@ -66,6 +68,8 @@ BPF_LINK_TYPE_PERF_EVENT = 7
 BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 BPF_OBJ_NAME_LEN = 16
+#: ``link_idr_lock``: bpf_link_settle publishes ``link->id`` under it.
+LINK_LOCK = IDR_LOCK[ObjType.LINK]
 
 # -- the kernel context of the object layer --------------------------------------------
 
@@ -125,7 +129,8 @@ def syscall(
     the kernel traces (as :func:`bpfns._trace.traced` does); then the task must be
     alive (else ValueError, naming ``name``), the call counts one step, the task is
     ``current`` until it returns, and an oops (a raised :class:`bpfns.KernelBug`) kills
-    the task (``make_task_dead``) before the caller sees it.
+    the task (``make_task_dead``) before the caller sees it. On simulated CPUs the
+    entry is a preemption point.
     """
 
     def decorate(fn: Callable[Concatenate[_T, _P], _R]) -> Callable[Concatenate[_T, _P], _R]:
@@ -137,6 +142,8 @@ def syscall(
             if not task.alive:
                 raise ValueError(f"{name}: {task!r} has exited; use a live task")
             k = task.kernel
+            if k.smp is not None:  # user space runs up to here: another CPU may run first
+                k.smp.preempt(f"enter {name}")
             k.step += 1
             previous, k.current = k.current, task
             try:
@@ -203,11 +210,12 @@ def vnr_namespace(k: BpfContext, what: str) -> Namespace | None:
 def bpf_obj_id_vnr(k: BpfContext, obj: BpfObject, what: str = "bpf_obj_id_vnr") -> int:
     """``bpf_obj_id_vnr(obj->obj_id)``: the id in ``current``'s namespace (D6, D8).
 
-    Every object reachable from a file, pin or holder has its id record.
+    0 for an object whose ``obj_id`` is still NULL: on simulated CPUs, a lookup can
+    find an object before its creator has written it (D7's benign window).
     """
-    assert obj.obj_id is not None
     ns = vnr_namespace(k, what)
-    return 0 if ns is None else obj.obj_id.nr_ns(ns)
+    obj_id = obj.obj_id
+    return 0 if ns is None or obj_id is None else obj_id.nr_ns(ns)
 
 
 def bpf_audit_prog(k: BpfContext, prog: BpfProg, op: str) -> None:
@@ -267,6 +275,9 @@ class BpfObject:
         refcnt: the reference count.
         holders: who holds the references: ``{"file": 2, "pin": 1}`` (files, pins,
             programs, links; a holder whose references are gone may stay at 0).
+        freed: the object's memory was freed (by its last reference, or directly by the
+            error path of its creation); an access through a reference someone still
+            holds is a use-after-free the sanitizer reports.
     """
 
     TYPE: ClassVar[ObjType]
@@ -277,6 +288,7 @@ class BpfObject:
     obj_id: ObjId | None = None
     refcnt: int = 0
     holders: dict[str, int] = attrs.field(factory=dict)
+    freed: bool = attrs.field(default=False, kw_only=True)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} id={self.id} refcnt={self.refcnt}>"
@@ -317,13 +329,61 @@ class BpfObject:
     def _free(self) -> None:
         """The last reference is gone: free the ids (``bpf_map_free_id``), then the object."""
         self._free_id()
-        self.kernel.objects.pop(self, None)
+        bpf_obj_free(self, "its last reference")
+
+
+def bpf_obj_free(obj: BpfObject, by: str) -> None:
+    """The object's memory goes back to the allocator (``by`` says who freed it)."""
+    k = obj.kernel
+    obj.freed = True
+    k.objects.pop(obj, None)
+    if k.smp is not None:
+        k.smp.note(f"free {obj!r} ({by})")
+
+
+def _use(obj: BpfObject, access: str) -> None:
+    """Report an ``access`` through a reference to ``obj`` after its memory was freed.
+
+    Only an object freed directly by its creator's error path can be reached so: that
+    is D7 (a concurrent lookup took a reference while the ids were half published).
+    """
+    k = obj.kernel
+    k.sanitizer.report(
+        "D7",
+        BugKind.USE_AFTER_FREE,
+        f"{access} on {type(obj).__name__} {obj.name!r}, freed directly by the error path "
+        "of its creation after a concurrent GET_FD_BY_ID took a reference (publication "
+        "level by level is not atomic)",
+        access,
+        k.step,
+    )
 
 
 def bpf_obj_get(obj: BpfObject, holder: str) -> None:
     """``bpf_map_inc`` / ``bpf_prog_inc`` / ``bpf_link_inc``: a reference held by ``holder``."""
+    smp = obj.kernel.smp
+    if smp is not None:  # only a race leaves a reference to a freed object (D7)
+        smp.preempt(f"get {obj!r}")
+        if obj.freed:
+            _use(obj, "bpf_obj_inc")
     obj.refcnt += 1
     obj.holders[holder] = obj.holders.get(holder, 0) + 1
+
+
+def bpf_obj_inc_not_zero(obj: BpfObject, holder: str) -> bool:
+    """``bpf_map_inc_not_zero`` & co: a reference, unless the last one is already gone.
+
+    The test and the increment are one atomic operation (no preemption point between
+    them). Returns whether the reference was taken.
+    """
+    smp = obj.kernel.smp
+    if smp is not None:
+        smp.preempt(f"inc_not_zero {obj!r}")
+    if not obj.refcnt:
+        return False
+    obj.refcnt += 1
+    obj.holders[holder] = obj.holders.get(holder, 0) + 1
+    return True
 
 
 def _pin(obj: BpfObject) -> None:
@@ -336,6 +396,12 @@ def _unpin(obj: BpfObject) -> None:
 
 def bpf_obj_put(obj: BpfObject, holder: str) -> None:
     """``bpf_map_put`` / ``bpf_prog_put`` / ``bpf_link_put``: the last one frees the object."""
+    smp = obj.kernel.smp
+    if smp is not None:  # only a race leaves a reference to a freed object (D7)
+        smp.preempt(f"put {obj!r}")
+        if obj.freed:
+            _use(obj, "bpf_obj_put")
+            return  # the memory is not the object's any more: nothing to release
     obj.holders[holder] -= 1
     obj.refcnt -= 1
     if not obj.refcnt:
@@ -423,7 +489,7 @@ class BpfProg(BpfObject):
         """After the grace period: ``free_used_maps``."""
         for m in self.used_maps:
             bpf_obj_put(m, "prog")
-        self.kernel.objects.pop(self, None)
+        bpf_obj_free(self, "bpf_prog_free after a grace period")
 
 
 @register
@@ -476,11 +542,15 @@ _LINK_TYPES = {1: "raw_tracepoint", 7: "perf_event"}
 
 def object_info(obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
     """``bpf_obj_get_info_by_fd``'s record of ``obj``, its ids as ``current`` sees them."""
+    if obj.freed:
+        _use(obj, "bpf_obj_get_info_by_fd")
     return obj._info()
 
 
 def object_fdinfo(obj: BpfObject) -> list[tuple[str, object]]:
     """``bpf_*_show_fdinfo``: the fdinfo rows of ``obj`` after ``pos`` and ``flags``."""
+    if obj.freed:
+        _use(obj, "bpf_obj_show_fdinfo")
     return obj._fdinfo_rows()
 
 
@@ -627,7 +697,12 @@ class LinkPrimer:
         1
         """
         self._finish("settle")
+        smp = self.link.kernel.smp
+        if smp is not None:
+            smp.spin_lock(LINK_LOCK, f"spin_lock_bh({LINK_LOCK}): bpf_link_settle")
         self.link.id, self.link.obj_id = self.id, self.obj_id
+        if smp is not None:
+            smp.spin_unlock(LINK_LOCK, f"spin_unlock_bh({LINK_LOCK}): link {self.id} settled")
         self._files().fd_install(self.fd, bpf_file(self.link))
         return self.fd
 
@@ -683,5 +758,5 @@ def _bpf_link_cleanup(task: CurrentTask, primer: LinkPrimer) -> None:
     primer._files().put_unused(primer.fd)
     primer.link.holders["file"] = 0
     primer.link.refcnt = 0
-    k.objects.pop(primer.link, None)
+    bpf_obj_free(primer.link, "bpf_link_cleanup")
     bpf_obj_put(primer.link._prog(), "link")

@@ -11,6 +11,10 @@ and checks every id (:func:`bpfns.replay`).
 ``bpfns fuzz`` runs :class:`bpfns.testing.BpfnsMachine` (needs the ``hypothesis``
 extra); see :mod:`bpfns._fuzz`.
 
+``bpfns explore SCENARIO`` explores a race of :mod:`bpfns.concurrency.scenarios` on
+simulated CPUs and prints the shortest failing schedule as a swimlane; ``bpfns explore
+--list`` lists the catalogue.
+
 Exit codes: 0 success, 1 a failure was found (a replay that differs, a fuzz failure, a
 conformance mismatch), 2 the command could not run as asked (a bad option or path, a file
 that is not a valid trace); a one-line reason goes to stderr, never a traceback.
@@ -272,7 +276,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_conf.add_argument("--seed", type=int, default=0)
     p_conf.add_argument("--scenarios", type=_positive(int), default=10)
+    p_explore = command(
+        "explore",
+        "explore the interleavings of a race scenario on simulated CPUs",
+        "Run a scenario of bpfns.concurrency.scenarios under every schedule with at "
+        "most --bound preemptions, and print the shortest failing schedule as a "
+        "swimlane diagram; exit 1 if a schedule fails.",
+    )
+    p_explore.add_argument("scenario", nargs="?", help="a scenario name (see --list)")
+    p_explore.add_argument("--list", action="store_true", help="list the scenarios")
+    p_explore.add_argument(
+        "--behavior", choices=sorted(BEHAVIORS), default="rfc", help="default: rfc"
+    )
+    p_explore.add_argument(
+        "--bound", type=_positive(int, zero=True), default=2, help="preemption bound (default 2)"
+    )
     return parser
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from .concurrency import scenarios  # noqa: PLC0415 - only this command needs it
+
+    if args.scenario is None and not args.list:
+        sys.stderr.write("bpfns explore: name a scenario (bpfns explore --list shows them)\n")
+        return 2
+    if args.list:
+        width = max(len(s.name) for s in scenarios.CATALOGUE)
+        sys.stdout.write(f"{'scenario':<{width}}  {'rfc':<14} {'fixed':<8} what\n")
+        for s in scenarios.CATALOGUE:
+            rfc, fixed = s.expect["rfc"], s.expect["fixed"]
+            sys.stdout.write(f"{s.name:<{width}}  {rfc:<14} {fixed:<8} {s.title}\n")
+        return 0
+    try:
+        scenario = scenarios.get(args.scenario)
+    except ValueError as err:
+        _write(sys.stderr, f"bpfns explore: {err}\n")
+        return 2
+    check = scenario.check(args.behavior, preemption_bound=int(args.bound))
+    result = check.result
+    sys.stdout.write(
+        f"# {scenario.name} ({args.behavior}): {scenario.title}\n"
+        f"{result.schedules} schedules, exhaustive={result.exhaustive}, "
+        f"{len(result.failures)} failing; expected {scenario.expect[args.behavior]}, "
+        f"got {check.verdict}\n"
+    )
+    if check.observed is not None:
+        sys.stdout.write(f"{scenario.observation}: {'seen' if check.observed else 'never'}\n")
+    if result.failures:
+        run = result.shortest()
+        _write(sys.stdout, f"\nshortest failing schedule:\n{run.swimlane()}\n")
+        return 1
+    return 0
 
 
 def _conformance(args: argparse.Namespace) -> int:
@@ -403,7 +457,13 @@ def _replay(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpfns`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    commands = {"fuzz": _fuzz, "conformance": _conformance, "show": _show, "replay": _replay}
+    commands = {
+        "fuzz": _fuzz,
+        "conformance": _conformance,
+        "show": _show,
+        "replay": _replay,
+        "explore": _explore,
+    }
     if args.command in commands:
         return commands[args.command](args)
     out: list[str] = []

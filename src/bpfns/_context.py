@@ -32,6 +32,7 @@ from ._behavior import RFC, Behavior
 from ._fault import FaultInjector
 from ._rcu import Rcu
 from ._sanitizer import OnBug, Sanitizer
+from ._smp import Smp
 from ._trace import Tracer
 from ._ucount import DEFAULT_INIT_UCOUNT_MAX
 
@@ -57,6 +58,7 @@ class KernelContext:
         rcu: the pending ``call_rcu`` callbacks.
         step: how many operations this kernel has run (reports carry it).
         dmesg: the kernel log, oldest line first.
+        smp: the simulated CPUs, None for a sequential kernel (see :mod:`bpfns._smp`).
 
     Raises:
         TypeError, ValueError: for a bad ``behavior``, ``id_end``, ``max_level``,
@@ -79,6 +81,7 @@ class KernelContext:
     rcu: Rcu = attrs.field(init=False, factory=Rcu)
     step: int = attrs.field(init=False, default=0)
     dmesg: list[str] = attrs.field(init=False, factory=list)
+    smp: Smp | None = attrs.field(init=False, default=None)
     _next_addr: int = attrs.field(init=False, default=0xFFFF888000000000)
 
     def __attrs_post_init__(self) -> None:
@@ -98,6 +101,21 @@ class KernelContext:
         self.sanitizer = Sanitizer(self.on_bug, tracer=tracer)
         self.faults.tracer = tracer
         self.rcu.tracer = tracer
+
+    def smp_init(self, smp: Smp) -> None:
+        """``smp_init``: bring up the simulated CPUs; from now on the code reports to ``smp``.
+
+        Each layer that keeps a fast path which has no preemption points turns it off
+        (the id walks of a namespace), so that an explored kernel runs the careful path
+        the C code's locking follows.
+
+        Raises:
+            ValueError: if the kernel already has its CPUs.
+        """
+        if self.smp is not None:
+            raise ValueError("smp_init: this kernel already has its simulated CPUs")
+        self.smp = smp
+        self.rcu.smp = smp
 
     def _alloc_addr(self) -> int:
         """A fresh simulated kernel address for a new slab object (what reports print)."""

@@ -277,6 +277,32 @@ class Kernel(TaskContext):
         self.step += 1
         return self.rcu.synchronize()
 
+    def rcu_read_lock(self) -> None:
+        """``rcu_read_lock``: begin a read-side critical section, as kernel code does.
+
+        What a reader of RCU-protected memory (a BPF program, a lookup) runs in: until
+        the matching :meth:`rcu_read_unlock`, a grace period cannot end, so
+        :meth:`synchronize_rcu` on another simulated CPU waits (and the memory an RCU
+        callback would free, such as a destroyed namespace, stays valid). Not recorded
+        in a trace, and not a step.
+
+        >>> k = Kernel()
+        >>> k.rcu_read_lock(); k.rcu_read_unlock()
+        """
+        self.rcu.read_lock()
+
+    def rcu_read_unlock(self) -> None:
+        """``rcu_read_unlock``: end the innermost read-side critical section.
+
+        Raises:
+            ValueError: on a sequential kernel, without a matching :meth:`rcu_read_lock`.
+
+        >>> Kernel().rcu_read_unlock()
+        Traceback (most recent call last):
+        ValueError: rcu_read_unlock: no read-side section is open; lock first
+        """
+        self.rcu.read_unlock()
+
     # -- invariants -----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:

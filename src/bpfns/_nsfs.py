@@ -32,8 +32,9 @@ __all__ = [
     "NS_GET_PARENT",
     "NS_GET_USERNS",
     "NsfsCommands",
+    "bpfns_get",
     "einval",
-    "open_ns_file",
+    "task_lock_name",
 ]
 
 #: ``ioctl`` requests on an nsfs fd (include/uapi/linux/nsfs.h).
@@ -78,18 +79,56 @@ def einval(why: str) -> BpfnsError:
     return BpfnsError(errno.EINVAL, why)
 
 
-def open_ns_file(task: CurrentTask, ns: Namespace) -> int:
-    """``ns_get_path`` + ``open``: a new nsfs fd of ``task`` holding a reference on ``ns``.
+def task_lock_name(task: CurrentTask) -> str:
+    """The name of ``task_lock(task)`` (``task->alloc_lock``) on simulated CPUs."""
+    return f"task_lock({task.pid})"
+
+
+def bpfns_get(target: CurrentTask) -> Namespace:
+    """``bpfns_operations.get``: a reference on ``target``'s BPF namespace (holder "file").
+
+    As posted (D11) it reads ``target->nsproxy`` under ``rcu_read_lock``; but
+    ``free_nsproxy`` frees the nsproxy at once, so a concurrent exit or unshare of the
+    target can free it between the load and the ``refcount_inc``: the sanitizer reports
+    the read of the freed nsproxy. Fixed: under ``task_lock(target)``, which
+    ``switch_task_namespaces`` also takes.
 
     Raises:
-        BpfnsError: EMFILE if the table is full; ENOMEM when an injected allocation
-            fails (FILE site).
+        BpfnsError: ENOENT if the target has already dropped its namespaces (exiting).
     """
-    ns.kernel.faults.inject(FaultSite.FILE)
-    assert task.files is not None
-    fd = task.files.install(File(FileKind.BPF_NS, ns))
-    get_bpfns(ns, "file")
-    return fd
+    k = target.kernel
+    smp = k.smp
+    d11 = k.behavior.d11_nsproxy_under_rcu
+    lock = task_lock_name(target)
+    if smp is not None:
+        if d11:
+            smp.rcu_read_lock()
+        else:
+            smp.spin_lock(lock, f"task_lock({target.pid})")
+    nsproxy = target.nsproxy
+    ns = None
+    if nsproxy is not None:
+        if smp is not None:
+            smp.preempt(f"nsproxy->bpf_ns of task {target.pid}")
+        if nsproxy.freed:
+            k.sanitizer.report(
+                "D11",
+                BugKind.USE_AFTER_FREE,
+                f"bpfns_get read nsproxy->bpf_ns of task {target.pid} after free_nsproxy freed "
+                "it: rcu_read_lock does not protect an nsproxy (it is not RCU-freed)",
+                "bpfns_get",
+                k.step,
+            )
+        elif get_bpfns(nsproxy.bpf_ns, "file", race="D11"):
+            ns = nsproxy.bpf_ns
+    if smp is not None:
+        if d11:
+            smp.rcu_read_unlock()
+        else:
+            smp.spin_unlock(lock, f"task_unlock({target.pid})")
+    if ns is None:
+        raise BpfnsError(errno.ENOENT, f"task {target.pid} has no namespaces any more (exiting)")
+    return ns
 
 
 class NsfsCommands:

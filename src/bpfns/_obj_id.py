@@ -69,6 +69,7 @@ from ._sanitizer import BugKind
 from ._trace import IdAlloc, IdFree, Rollback, Tracer, replayable, traced
 
 __all__ = [
+    "IDR_LOCK",
     "IdRecord",
     "KernelObjId",
     "ObjId",
@@ -76,11 +77,16 @@ __all__ = [
     "alloc_obj_id",
     "bpf_obj_id_nr",
     "free_obj_id",
+    "publication_deferred",
+    "publish_obj_id",
     "record_of",
 ]
 
 _ALIVE = NsState.ALIVE
 _new = object.__new__
+#: The per-type IDR lock (``bpf_idr_lock[type]`` since patch 12): one lock for the IDRs
+#: of that type in every namespace. Its name is the lock's identity on simulated CPUs.
+IDR_LOCK: dict[ObjType, str] = {t: f"bpf_idr_lock[{t.name}]" for t in ObjType}
 
 
 @attrs.define(eq=False, repr=False)
@@ -333,7 +339,14 @@ def _remove_id(k: NsContext, slot: IdRecord, level: int, type_: ObjType, where: 
         if target is None:
             return
         ns = target
+    smp = k.smp
+    if smp is None:
+        idr_remove(ns.idr[type_], nr)
+        return
+    lock = IDR_LOCK[type_]
+    smp.spin_lock(lock, f"spin_lock_irqsave({lock}) to remove level {level}")
     idr_remove(ns.idr[type_], nr)
+    smp.spin_unlock(lock, f"spin_unlock_irqrestore({lock}): level {level} removed")
 
 
 @replayable
@@ -418,7 +431,14 @@ def alloc_obj_id(
 def _alloc_obj_id(
     k: NsContext, ns: Namespace, obj: object, type_: ObjType, cls: type[ObjId]
 ) -> ObjId:
-    """``bpf_alloc_obj_id`` line by line: fault sites, trace events, placeholders."""
+    """``bpf_alloc_obj_id`` line by line: fault sites, trace events, locks, placeholders.
+
+    Each level is allocated under its own acquisition of the type's IDR lock (rfc.md
+    2.7): on simulated CPUs another CPU can run between two levels. As posted (D7) the
+    object is stored at once, so it is findable at the deeper levels while a higher one
+    can still fail; fixed, every level holds a NULL placeholder until
+    :func:`publish_obj_id` stores the object at all of them.
+    """
     faults = k.faults
     if faults.armed and faults.should_fail(FaultSite.OBJ_ID):
         raise BpfnsError(
@@ -436,20 +456,30 @@ def _alloc_obj_id(
     tmp: Namespace | None = ns
     i = level
     tracer = k.tracer
+    smp = k.smp
+    lock = IDR_LOCK[type_]
+    deferred = ns.policy.placeholder or not k.behavior.d7_publication_not_atomic
+    stored = None if deferred else handle
     while tmp is not None:
         idr = tmp.idr[type_]
         before = idr.cursor
+        if smp is not None:
+            smp.spin_lock(lock, f"spin_lock_bh({lock}) for level {i}")
         try:
             if faults.armed and faults.should_fail(FaultSite.IDR_NODE):
                 raise BpfnsError(
                     errno.ENOMEM,
                     "idr_alloc_cyclic could not allocate a radix node (injected failure)",
                 )
-            nr = tmp.policy.alloc(idr, handle)
+            nr = tmp.policy.alloc(idr, stored)
         except BpfnsError as err:
+            if smp is not None:
+                smp.spin_unlock(lock, f"spin_unlock_bh({lock}): level {i} failed")
             _fail(k, ns, slot, type_, tmp, err)
         nrs[level - i] = nr
         nss[level - i] = tmp
+        if smp is not None:
+            smp.spin_unlock(lock, f"spin_unlock_bh({lock}): level {i} = {nr}")
         if tracer is not None:
             ev = IdAlloc(
                 tracer.step,
@@ -465,12 +495,38 @@ def _alloc_obj_id(
         tmp = tmp.parent
         i -= 1
     slot.nss = ns.path  # the same namespaces: the record is intact (see free_obj_id)
-    if ns.policy.placeholder:  # alloc_pid: publish every level at once
-        for pid, level_ns in zip(reversed(nrs), reversed(ns.path), strict=True):
-            level_ns.idr[type_].replace(handle, pid)  # type: ignore[arg-type]
+    if deferred and not (cls is _KERNEL_HANDLE and publication_deferred(k)):
+        publish_obj_id(k, handle)
     if not k.behavior.d2_obj_id_unpinned:
         get_bpfns(ns, "obj_id")
     return handle
+
+
+def publication_deferred(k: NsContext) -> bool:
+    """Whether a ``bpf()`` command publishes its object's ids itself (D7 fixed, on CPUs).
+
+    Fixed, the command writes the object's ``id`` and ``obj_id`` first and then calls
+    :func:`publish_obj_id`, so that no lookup finds a half-made object. A sequential
+    kernel cannot tell the two orders apart, and publishes inside the allocation.
+    """
+    return k.smp is not None and not k.behavior.d7_publication_not_atomic
+
+
+def publish_obj_id(k: NsContext, obj_id: ObjId) -> None:
+    """``idr_replace`` of the NULL placeholders at every level, under the lock once.
+
+    What ``alloc_pid`` does once every level succeeded (``spin_lock_irq(&pidmap_lock)``
+    around the loop). Publishes the record's own handle.
+    """
+    slot = obj_id._slot
+    smp = k.smp
+    lock = IDR_LOCK[obj_id.type]
+    if smp is not None:
+        smp.spin_lock(lock, f"spin_lock_bh({lock}): publish every level")
+    for nr, level_ns in zip(slot.nrs, slot.nss, strict=True):
+        level_ns.idr[obj_id.type].replace(obj_id, nr)  # type: ignore[union-attr,arg-type]
+    if smp is not None:
+        smp.spin_unlock(lock, f"spin_unlock_bh({lock}): published")
 
 
 def _fail(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ._smp import Smp
 from ._trace import RcuCallback, Tracer
 
 __all__ = ["Rcu"]
@@ -40,6 +41,9 @@ class Rcu:
 
     _queue: list[tuple[Callable[[], None], str, object]] = attrs.field(factory=list)
     tracer: Tracer | None = attrs.field(default=None, kw_only=True)
+    smp: Smp | None = attrs.field(default=None, kw_only=True)
+    #: Read-side sections open on a sequential kernel (:meth:`read_lock`).
+    readers: int = attrs.field(default=0, kw_only=True)
 
     def call_rcu(self, fn: Callable[[], None], what: str, *, owner: object) -> None:
         """``call_rcu(&owner->rcu, fn)``: run ``fn`` after the next grace period."""
@@ -59,13 +63,45 @@ class Rcu:
         for fn, what, _ in self._queue:
             assert callable(fn) and isinstance(what, str), what
 
+    def read_lock(self) -> None:
+        """``rcu_read_lock``: a read-side critical section begins (on this CPU)."""
+        if self.smp is not None:
+            self.smp.rcu_read_lock()
+        else:
+            self.readers += 1
+
+    def read_unlock(self) -> None:
+        """``rcu_read_unlock``: the innermost read-side critical section ends.
+
+        Raises:
+            ValueError: without a matching :meth:`read_lock` (sequential kernel).
+        """
+        if self.smp is not None:
+            self.smp.rcu_read_unlock()
+        elif not self.readers:
+            raise ValueError("rcu_read_unlock: no read-side section is open; lock first")
+        else:
+            self.readers -= 1
+
     def synchronize(self) -> int:
         """End a grace period: run every callback queued before this call, in order.
 
-        Returns the number of callbacks run. If callbacks raise, all of them still run
-        and the first exception is raised at the end.
+        On simulated CPUs the grace period first waits until every read-side section
+        open at the call has ended. Returns the number of callbacks run. If callbacks
+        raise, all of them still run and the first exception is raised at the end.
+
+        Raises:
+            ValueError: on a sequential kernel inside a read-side section (the wait
+                would never end: the kernel's lockdep reports it).
         """
+        if self.readers:
+            raise ValueError(
+                "synchronize_rcu inside an RCU read-side section never returns; "
+                "call rcu_read_unlock first"
+            )
         batch, self._queue = self._queue, []
+        if self.smp is not None:
+            self.smp.synchronize_rcu()
         first: BaseException | None = None
         for fn, what, _ in batch:
             if self.tracer is not None:

@@ -23,7 +23,7 @@ import attrs
 from ._errors import KernelBug, NullPointerDereference, UninitializedRead, UseAfterFree
 from ._trace import SanitizerReport, Tracer
 
-__all__ = ["BugKind", "OnBug", "Report", "Sanitizer"]
+__all__ = ["BugKind", "OnBug", "Report", "Sanitizer", "bug_of"]
 
 OnBug = Literal["raise", "record"]
 
@@ -45,6 +45,11 @@ _RAISES: dict[BugKind, type[KernelBug]] = {
     BugKind.UNINIT_VALUE: UninitializedRead,
     BugKind.NULL_DEREF: NullPointerDereference,
 }
+
+
+def bug_of(report: Report) -> KernelBug:
+    """The :class:`bpfns.KernelBug` a memory-bug ``report`` raises (not a semantic one)."""
+    return _RAISES[report.kind](report)
 
 
 @attrs.frozen
@@ -106,4 +111,4 @@ class Sanitizer:
         if self.tracer is not None:
             self.tracer.emit(SanitizerReport(self.tracer.step, defect, kind.value, what, where))
         if kind is not BugKind.SEMANTIC and self.on_bug == "raise":
-            raise _RAISES[kind](rep)
+            raise bug_of(rep)

@@ -19,19 +19,21 @@ from ._args import check_instance, check_int
 from ._bpf_namespace import Namespace, ObjType
 from ._idr import Idr
 
-__all__ = ["ruler_svg", "tree_svg"]
+__all__ = ["ruler_svg", "svg_doc", "svg_text", "tree_svg"]
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y = 190, 58, 24, 40
 
 
-def _text(x: float, y: float, body: str, size: int = 12, anchor: str = "middle") -> str:
+def svg_text(x: float, y: float, body: str, size: int = 12, anchor: str = "middle") -> str:
+    """A ``<text>`` element in monospace, ``body`` escaped."""
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-family="monospace" font-size="{size}" '
         f'text-anchor="{anchor}">{escape(body)}</text>'
     )
 
 
-def _svg(width: float, height: float, body: list[str], title: str) -> str:
+def svg_doc(width: float, height: float, body: list[str], title: str) -> str:
+    """An ``<svg>`` document of ``body``'s elements, with an escaped ``<title>``."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img">'
@@ -97,12 +99,12 @@ def tree_svg(root: Namespace) -> str:
             f'<g class="ns" data-inum="{ns.inum}"><rect x="{x + pad:.1f}" y="{y + pad:.1f}" '
             f'width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="#eef4fb" stroke="#2c5d8f"/>'
         )
-        body.append(_text(cx, y + pad + 18, f"{ns.label()} : level {ns.level}", 12))
+        body.append(svg_text(cx, y + pad + 18, f"{ns.label()} : level {ns.level}", 12))
         for row, type_ in enumerate((ObjType.MAP, ObjType.PROG)):
             ids = " ".join(str(nr) for nr, _ in list(ns.idr[type_])[:8]) or "-"
-            body.append(_text(cx, y + pad + 34 + 14 * row, f"{type_.name.lower()}s {ids}", 10))
+            body.append(svg_text(cx, y + pad + 34 + 14 * row, f"{type_.name.lower()}s {ids}", 10))
         body.append("</g>")
-    return _svg(width + 2 * pad, height + 2 * pad, body, f"namespace tree of {root.label()}")
+    return svg_doc(width + 2 * pad, height + 2 * pad, body, f"namespace tree of {root.label()}")
 
 
 def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
@@ -160,8 +162,8 @@ def ruler_svg(idr: Idr, end: int, start: int = 1, width: int = 640) -> str:
         f'<line class="wrap" x1="{wx:.2f}" y1="{top - 6}" x2="{wx:.2f}" y2="{top + bar + 6}" '
         'stroke="#27ae60" stroke-dasharray="3,2"/>'
     )
-    body.append(_text(width - left, top - 8, f"ids 0 .. {end - 1}", 10, "end"))
-    body.append(_text(wx + 3, top - 8, f"wrap to {start}", 10, "start"))
-    body.append(_text(cx, top + bar + 24, f"cursor {idr.cursor}", 10))
+    body.append(svg_text(width - left, top - 8, f"ids 0 .. {end - 1}", 10, "end"))
+    body.append(svg_text(wx + 3, top - 8, f"wrap to {start}", 10, "start"))
+    body.append(svg_text(cx, top + bar + 24, f"cursor {idr.cursor}", 10))
     title = f"id ruler: {len(allocated)} of {end} ids allocated, cursor {idr.cursor}"
-    return _svg(width, top + bar + 32, body, title)
+    return svg_doc(width, top + bar + 32, body, title)

@@ -45,7 +45,9 @@ from ._bpf_object import (
     SyscallTask,
     bpf_audit_prog,
     bpf_file,
+    bpf_obj_free,
     bpf_obj_get,
+    bpf_obj_inc_not_zero,
     bpf_obj_put,
     object_info,
     syscall,
@@ -54,7 +56,16 @@ from ._capability import Cap
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
-from ._obj_id import KernelObjId, ObjId, alloc_obj_id, bpf_obj_id_nr, free_obj_id
+from ._obj_id import (
+    IDR_LOCK,
+    KernelObjId,
+    ObjId,
+    alloc_obj_id,
+    bpf_obj_id_nr,
+    free_obj_id,
+    publication_deferred,
+    publish_obj_id,
+)
 from ._trace import traced
 
 __all__ = ["BpfCommands", "BpfTask"]
@@ -106,9 +117,12 @@ def _bpf_file(task: BpfTask, fd: int, kinds: tuple[FileKind, ...] | None = None)
 def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int] | None) -> int | None:
     """``bpf_alloc_obj_id`` in the caller's namespace, then ``id = bpf_obj_id_nr``.
 
-    On failure the object is freed: as posted (D3) the command returns 0, which this
-    returns, after ``d3()`` undoes what the command did first (None: nothing to
-    undo); FIXED raises the error.
+    On failure the object is freed directly (``map->ops->map_free``,
+    ``__bpf_prog_put_noref``), not through its refcount: as posted (D7) a concurrent
+    lookup may have taken a reference meanwhile. As posted (D3) the command then
+    returns 0, which this returns, after ``d3()`` undoes what the command did first
+    (None: nothing to undo); FIXED raises the error. With D7 fixed on simulated CPUs the
+    ids are published only once ``id`` and ``obj_id`` are written.
     """
     k = task.kernel
     nsproxy = task.nsproxy
@@ -116,10 +130,13 @@ def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int] | None) -> i
     try:
         obj_id = alloc_obj_id(k, nsproxy.bpf_ns, obj, obj.TYPE, _nested=True)
     except BpfnsError:
+        bpf_obj_free(obj, "the error path of its creation")
         if k.behavior.d3_create_returns_zero:
             return 0 if d3 is None else d3()
         raise
     obj.obj_id, obj.id = obj_id, bpf_obj_id_nr(obj_id)
+    if k.smp is not None and publication_deferred(k):  # a sequential kernel: no call
+        publish_obj_id(k, obj_id)
     k.objects[obj] = None
     return None
 
@@ -127,10 +144,13 @@ def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int] | None) -> i
 def _install(task: BpfTask, obj: BpfObject) -> int:
     """``bpf_*_new_fd``: on EMFILE or ENOMEM the object is put (its ids freed)."""
     assert task.files is not None
+    k = task.kernel
     try:
-        faults = task.kernel.faults
+        faults = k.faults
         if faults.armed:
             faults.inject(_FILE)  # anon_inode_getfd
+        if k.smp is not None:
+            k.smp.preempt("fd_install")
         return task.files.install(File(obj.FILE_KIND, obj))  # bpf_file, inline
     except BpfnsError:
         bpf_obj_put(obj, "file")
@@ -208,14 +228,25 @@ def _get_next_id(task: BpfTask, type_: ObjType, start_id: int) -> int:
     if start_id >= INT_MAX:
         raise BpfnsError(errno.EINVAL, f"{cmd}: start_id {start_id} >= INT_MAX")
     _bpfns_gate(task, cmd)
+    smp = task.kernel.smp
+    lock = IDR_LOCK[type_]
+    if smp is not None:
+        smp.spin_lock(lock, f"spin_lock_bh({lock}): idr_get_next")
     found = task.bpf_ns.idr[type_].get_next(start_id + 1)
+    if smp is not None:
+        smp.spin_unlock(lock, f"spin_unlock_bh({lock})")
     if found is None:
         raise BpfnsError(errno.ENOENT, f"{cmd}: no id above {start_id}; the walk is done")
     return found[0]
 
 
 def _get_fd_by_id(task: BpfTask, type_: ObjType, id_: int, open_flags: int = 0) -> int:
-    """``bpf_*_get_fd_by_id``: a new fd for object ``id_`` of the caller's namespace."""
+    """``bpf_*_get_fd_by_id``: a new fd for object ``id_`` of the caller's namespace.
+
+    Under the type's IDR lock: ``idr_find``, then (a link) EAGAIN while ``link->id`` is
+    0, then ``inc_not_zero`` (ENOENT if the last reference is already gone). The fd is
+    made after the unlock; if that fails, the reference is put again.
+    """
     k = task.kernel
     cmd = f"BPF_{type_.name}_GET_FD_BY_ID"
     check_int("id", id_, 0, U32_MAX, "u32")
@@ -223,19 +254,41 @@ def _get_fd_by_id(task: BpfTask, type_: ObjType, id_: int, open_flags: int = 0) 
     if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY) or (open_flags == BPF_F_RDONLY | BPF_F_WRONLY):
         raise BpfnsError(errno.EINVAL, f"{cmd}: invalid open_flags {open_flags:#x}")
     _bpfns_gate(task, cmd)
+    smp = k.smp
+    lock = IDR_LOCK[type_]
+    if smp is not None:
+        smp.spin_lock(lock, f"spin_lock_bh({lock}): idr_find({id_})")
+    try:
+        obj = _lookup(task, type_, id_, cmd)
+    finally:
+        if smp is not None:
+            smp.spin_unlock(lock, f"spin_unlock_bh({lock})")
+    try:
+        k.faults.inject(_FILE)
+        if smp is not None:
+            smp.preempt("fd_install")
+        assert task.files is not None
+        return task.files.install(bpf_file(obj))
+    except BpfnsError:
+        bpf_obj_put(obj, "file")
+        raise
+
+
+def _lookup(task: BpfTask, type_: ObjType, id_: int, cmd: str) -> BpfObject:
+    """``idr_find`` + ``inc_not_zero`` (the lookup's critical section); the object."""
     handle = task.bpf_ns.idr[type_].find(id_) if id_ else None
     if handle is None:
         raise BpfnsError(
             errno.ENOENT, f"{cmd}: no {type_.name.lower()} {id_} in this bpf namespace"
         )
     obj = _object_of(handle, type_, cmd, id_)
-    if not obj.id:  # a primed, unsettled link (bpf_link_by_id)
+    if type_ is ObjType.LINK and not obj.id:  # a primed, unsettled link (bpf_link_by_id)
         raise BpfnsError(errno.EAGAIN, f"{cmd}: link {id_} is not settled yet; retry")
-    k.faults.inject(_FILE)
-    assert task.files is not None
-    fd = task.files.install(bpf_file(obj))
-    bpf_obj_get(obj, "file")
-    return fd
+    if not bpf_obj_inc_not_zero(obj, "file"):  # the last reference is already gone
+        raise BpfnsError(
+            errno.ENOENT, f"{cmd}: {type_.name.lower()} {id_} is being freed (refcount 0)"
+        )
+    return obj
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -406,6 +459,8 @@ class BpfCommands:
             raise
         bpf_obj_get(prog, "link")
         bpf_obj_get(link, "file")  # the primer's anon file owns the first reference
+        if publication_deferred(k):
+            publish_obj_id(k, obj_id)
         k.objects[link] = None
         return LinkPrimer(self, link, fd, obj_id.nr(), obj_id)
 

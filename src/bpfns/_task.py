@@ -47,8 +47,9 @@ from ._nsfs import (
     CLONE_THREAD,
     CLONE_VM,
     NsfsCommands,
+    bpfns_get,
     einval,
-    open_ns_file,
+    task_lock_name,
 )
 from ._policy import PID_MAX_LIMIT
 from ._syscall import BpfCommands
@@ -539,11 +540,25 @@ class Task(BpfCommands, NsfsCommands):
             raise
 
     def _switch_nsproxy(self, new: Nsproxy | None) -> None:
-        """``switch_task_namespaces``: install ``new`` and put the old nsproxy."""
+        """``switch_task_namespaces``: install ``new`` under task_lock, put the old one.
+
+        ``free_nsproxy`` frees the nsproxy at once (no RCU grace period), then puts its
+        namespaces.
+        """
+        smp = self.kernel.smp
+        lock = task_lock_name(self)
+        if smp is not None:
+            smp.spin_lock(lock, f"task_lock({self.pid}): switch_task_namespaces")
         old, self.nsproxy = self.nsproxy, new
+        if smp is not None:
+            smp.spin_unlock(lock, f"task_unlock({self.pid})")
+            smp.preempt("put_nsproxy")
         assert old is not None, "a task switches namespaces at most once after exit"
         old.count -= 1
         if not old.count:  # free_nsproxy
+            old.freed = True
+            if smp is not None:
+                smp.note(f"free_nsproxy of task {self.pid} (kfree, no grace period)")
             put_bpfns(old.bpf_ns, "nsproxy")
 
     @syscall("exit")
@@ -617,7 +632,17 @@ class Task(BpfCommands, NsfsCommands):
         """
         k = self.kernel
         target = self if pid is None else k.find_task(pid)
-        return open_ns_file(self, target.bpf_ns)
+        files = self.files
+        assert files is not None
+        fd = files.reserve()  # get_unused_fd_flags comes before the path walk
+        try:
+            k.faults.inject(FaultSite.FILE)
+            ns = bpfns_get(target)
+        except BpfnsError:
+            files.put_unused(fd)
+            raise
+        files.fd_install(fd, File(FileKind.BPF_NS, ns))
+        return fd
 
     @syscall("pidfd_open")
     def pidfd_open(self, pid: int) -> int:

@@ -6,14 +6,14 @@ Needs the ``hypothesis`` extra (``pip install 'bpfns[hypothesis]'``).
   class attributes) that drives tasks and bpf() commands and checks every step against
   :class:`RefModel`, an independent reference model.
 * Strategies: :func:`kernels`, :func:`namespace_trees`, :func:`operations` (with
-  :func:`run_operations`).
+  :func:`run_operations`), :func:`schedules` (for simulated CPUs).
 
 Importing this module defines no test, so pytest collects nothing from it.
 """
 
 from ._machine import BpfnsMachine, FdRef, Primed, errorcode_of
 from ._model import RefModel, RefNs, RefObj
-from ._strategies import Op, kernels, namespace_trees, operations, run_operations
+from ._strategies import Op, kernels, namespace_trees, operations, run_operations, schedules
 
 __all__ = [
     "BpfnsMachine",
@@ -28,4 +28,5 @@ __all__ = [
     "namespace_trees",
     "operations",
     "run_operations",
+    "schedules",
 ]

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
     consumes,
     initialize,
     multiple,
+    precondition,
     rule,
 )
 
@@ -59,8 +60,11 @@ from .._replay import replay
 from .._snapshot import Snapshot
 from .._task import Task
 from .._ucount import UcountType
+from ..concurrency import Schedule
+from ..concurrency._scheduler import CpuPool, Follow, Scheduler
 from ._misuse import MISUSES, run_misuse
 from ._model import RefModel, RefNs, RefObj
+from ._strategies import schedules
 
 __all__ = ["BpfnsMachine", "FdRef", "Primed", "errorcode_of"]
 
@@ -73,6 +77,13 @@ def _open_file(task: Task, fd: int) -> File:
 
 _PINS = ("/sys/fs/bpf/p0", "/sys/fs/bpf/p1", "/sys/fs/bpf/p2")
 _WALK_LIMIT = 8
+
+
+def _result(value: object, error: BaseException | None) -> object:
+    """A concurrent call's outcome as a call would give it: ``value``, or raise."""
+    if error is not None:
+        raise error
+    return value
 
 
 def errorcode_of(call: Any) -> str | None:
@@ -137,6 +148,10 @@ class BpfnsMachine(RuleBasedStateMachine):
             :meth:`bpfns.Kernel.leftovers` to be empty.
         trace: build the kernel with ``trace=True`` and check at teardown that
             :func:`bpfns.replay` of its trace rebuilds the same world (slower).
+        concurrency: give the kernel two simulated CPUs and enable the rule that runs
+            a MAP_CREATE and a MAP_GET_FD_BY_ID at once under a drawn schedule
+            (:func:`bpfns.testing.schedules`); every other rule then takes the careful
+            path, as an explored kernel does.
     """
 
     behavior: ClassVar[Behavior] = FIXED
@@ -146,6 +161,7 @@ class BpfnsMachine(RuleBasedStateMachine):
     check_at_teardown: ClassVar[bool] = True
     check_leftovers: ClassVar[bool] = True
     trace: ClassVar[bool] = False
+    concurrency: ClassVar[bool] = False
 
     tasks = Bundle("tasks")
     fds = Bundle("fds")
@@ -169,6 +185,11 @@ class BpfnsMachine(RuleBasedStateMachine):
         #: another Kernel, whose objects the refused calls pass
         self.other = Kernel(FIXED)
         self._failed = False
+        self.cpus: CpuPool | None = None
+        if self.concurrency:
+            self.cpus = CpuPool(2)
+            self.sched = Scheduler(self.cpus, self.k, Follow(()))
+            self.k.smp_init(self.sched)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -338,6 +359,9 @@ class BpfnsMachine(RuleBasedStateMachine):
             return "ENOMEM"
         return made
 
+    def _ids_before(self, task: Task, t: ObjType) -> list[tuple[int, int]]:
+        return [(len(ns.idr[t]), ns.idr[t].cursor) for ns in task.bpf_ns.ancestors()]
+
     def _create(
         self,
         task: Task,
@@ -346,9 +370,14 @@ class BpfnsMachine(RuleBasedStateMachine):
         fail_at: int = 0,
         late: FaultSite | None = None,
         holds: RefObj | None = None,
+        before: list[tuple[int, int]] | None = None,
     ) -> Any:
-        """Run a create call and compare its result, ids and failure with the model."""
-        before = [(len(ns.idr[t]), ns.idr[t].cursor) for ns in task.bpf_ns.ancestors()]
+        """Run a create call and compare its result, ids and failure with the model.
+
+        ``before`` is the IDRs' state before the call, if the call already ran.
+        """
+        if before is None:
+            before = self._ids_before(task, t)
         expected = self._expected_create(task, t, fail_at, late, holds)
         try:
             fd = call()
@@ -773,6 +802,52 @@ class BpfnsMachine(RuleBasedStateMachine):
         self.model.get(want)
         return self._track_fd(task, fd, want)
 
+    @precondition(lambda self: self.concurrency)
+    @rule(target=fds, task=tasks, nr=st.integers(0, 8), schedule=schedules(2))
+    def concurrent_create_and_lookup(self, task: Task, nr: int, schedule: Schedule) -> Any:
+        """MAP_CREATE and MAP_GET_FD_BY_ID(nr) by two threads of ``task``, at once.
+
+        The create must do what the model says; the lookup must give what the model
+        gives either before the create or after it (the calls are linearizable): ENOENT,
+        or an fd for the map with id ``nr``.
+        """
+        if not task.alive:
+            return multiple()
+        ids = self._ref_ns(task.bpf_ns).ids[ObjType.MAP]
+        maybe = [ids.get(nr)]
+        before = self._ids_before(task, ObjType.MAP)
+        self.sched.strategy = Follow(schedule.choices)
+        (made, err), (found, lookup_err) = self.sched.run(
+            [task.map_create, lambda: task.map_get_fd_by_id(nr)]
+        )
+        for error in (err, lookup_err):
+            if error is not None and not isinstance(error, BpfnsError):
+                raise error
+        created = self._create(task, ObjType.MAP, lambda: _result(made, err), before=before)
+        maybe.append(ids.get(nr))
+        if not self._may_look_up(task):
+            code = errorcode_of(lambda: _result(found, lookup_err))
+            self.expect("capabilities gate lookups", code == "EPERM", f"{task!r}: {code}")
+            return created
+        if lookup_err is not None:
+            self.expect(
+                "concurrent calls are linearizable",
+                None in maybe and errorcode_of(lambda: _result(None, lookup_err)) == "ENOENT",
+                f"MAP_GET_FD_BY_ID({nr}) raised {lookup_err!r}; the model has {maybe}",
+            )
+            return created
+        assert isinstance(found, int)
+        obj = self.obj_of.get(_open_file(task, found).obj)
+        self.expect(
+            "concurrent calls are linearizable",
+            obj is not None and obj in maybe,
+            f"MAP_GET_FD_BY_ID({nr}) opened {obj}; the model has {maybe}",
+        )
+        assert obj is not None
+        self.model.get(obj)
+        looked = self._track_fd(task, found, obj)
+        return multiple(*[r for r in (created, looked) if isinstance(r, FdRef)])
+
     @rule(ref=fds)
     def info(self, ref: FdRef) -> None:
         """GET_INFO_BY_FD: the id is the one the task's namespace should see."""
@@ -791,6 +866,8 @@ class BpfnsMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         """The whole-world check, once per example; then nothing may leak."""
+        if self.cpus is not None:
+            self.cpus.close()
         if self._failed or self.k.tainted:
             return  # the example already failed: keep its error
         if self.check_at_teardown:

@@ -16,8 +16,9 @@ from .._bpf_namespace import Namespace, ObjType
 from .._errors import BpfnsError
 from .._kernel import Kernel
 from .._obj_id import ObjId
+from ..concurrency import Schedule
 
-__all__ = ["Op", "kernels", "namespace_trees", "operations", "run_operations"]
+__all__ = ["Op", "kernels", "namespace_trees", "operations", "run_operations", "schedules"]
 
 
 def kernels(
@@ -107,3 +108,21 @@ def run_operations(k: Kernel, ops: Sequence[Op]) -> list[BpfnsError]:
         except BpfnsError as e:
             errors.append(e)
     return errors
+
+
+def schedules(cpus: int = 2, max_size: int = 12) -> st.SearchStrategy[Schedule]:
+    """Schedules for ``cpus`` simulated CPUs (:class:`bpfns.concurrency.Schedule`).
+
+    The choice at each of the first ``max_size`` decision points; after them the
+    running CPU goes on. Hypothesis shrinks a failing schedule towards ``Schedule([])``
+    (no preemption) and lower CPU numbers, so a shrunk failure has few preemptions.
+
+    >>> from hypothesis import given
+    >>> @given(schedules(cpus=3))
+    ... def test(s):
+    ...     assert all(0 <= cpu < 3 for cpu in s.choices)
+    >>> test()
+    """
+    if not 1 <= cpus <= 4:
+        raise ValueError(f"cpus must be 1 to 4 (the simulated CPUs of a pool), not {cpus!r}")
+    return st.lists(st.integers(0, cpus - 1), max_size=max_size).map(Schedule)
