@@ -153,11 +153,28 @@ class Run:
         )
 
     def swimlane(self) -> str:
-        """The run as a text swimlane diagram: one column per CPU (see the docs)."""
+        """The run as a text swimlane diagram: one column per CPU, time going down.
+
+        A picture, not a kernel function: what each CPU did, the locks it held (in
+        brackets on its rows, ``|`` on the others'), the frees (``--``) and the fault
+        (``!!``), then the schedule and the verdict.
+
+        >>> from bpfns.concurrency import scenarios
+        >>> run = scenarios.get("d7-map").explore("rfc").shortest()
+        >>> run.swimlane().splitlines()[-1]
+        'schedule Schedule([0, 0, 0, 1]), 1 preemption(s): UseAfterFree in teardown at step 5'
+        """
         return swimlane_text(self)
 
     def svg(self) -> str:
-        """The run as an SVG swimlane picture: lanes, lock holds as bars, the fault."""
+        """The run as an SVG swimlane picture: lanes, lock holds as bars, the fault.
+
+        What a notebook shows for a run (``_repr_svg_``).
+
+        >>> from bpfns.concurrency import scenarios
+        >>> scenarios.get("d7-map").explore("rfc").shortest().svg()[:4]
+        '<svg'
+        """
         return swimlane_svg(self)
 
     def _repr_svg_(self) -> str:
@@ -198,6 +215,10 @@ class ExploreResult:
 
         Raises:
             ValueError: if no run failed.
+
+        >>> from bpfns.concurrency import scenarios
+        >>> scenarios.get("d11-exit").explore("rfc").shortest().preemptions
+        1
         """
         if not self.failures:
             raise ValueError("shortest: no run failed; there is no failing schedule to show")

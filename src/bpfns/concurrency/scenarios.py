@@ -105,6 +105,9 @@ class Scenario:
 
         Raises:
             ValueError: for a behaviour name other than ``"rfc"`` and ``"fixed"``.
+
+        >>> get("d7-map").explore("fixed", preemption_bound=1).clean
+        True
         """
         if behavior not in self.behaviors:
             raise ValueError(f"behavior must be one of {sorted(self.behaviors)}, not {behavior!r}")
@@ -116,7 +119,15 @@ class Scenario:
         )
 
     def check(self, behavior: str = "rfc", **kwargs: Any) -> Check:
-        """Explore under ``behavior`` and compare with :attr:`expect`."""
+        """Explore under ``behavior`` (every run kept) and compare with :attr:`expect`.
+
+        Raises:
+            ValueError: as :meth:`explore`.
+
+        >>> check = get("link-settle").check("rfc")
+        >>> check.verdict, check.observed, check.ok
+        ('clean', True, True)
+        """
         result = self.explore(behavior, keep_runs=True, **kwargs)
         verdicts = sorted({type(run.error).__name__ for run in result.failures})
         verdict = "/".join(verdicts) or "clean"
