@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ from bpfns.concurrency import (
     replay,
     scenarios,
 )
-from bpfns.concurrency._scheduler import CpuPool, Scheduler
+from bpfns.concurrency._scheduler import CpuPool, Follow, Scheduler
 
 RFC_BUT_D1 = attrs.evolve(RFC, d1_rollback_at_failed_level=False)
 
@@ -331,6 +332,37 @@ def test_a_job_that_blocks_outside_the_simulation_is_reported(
         sched.run([gate.wait])
     gate.set()
     pool.close()
+
+    def setup(k: Kernel) -> list[Callable[[], object]]:
+        t = k.init_task
+        never = threading.Event()
+        return [t.map_create, never.wait]
+
+    started = time.monotonic()
+    with pytest.raises(SchedulerStalled):  # the pool closes: no hang, the CPU unwinds
+        explore(setup, schedule=[1])
+    assert time.monotonic() - started < 5
+
+
+def test_closing_a_pool_mid_run_unwinds_the_waiting_cpus() -> None:
+    pool = CpuPool(2)
+    sched = Scheduler(pool, _Ctx(), Follow((0, 0, 1)))  # CPU 0 takes A, then CPU 1 runs
+    reached = threading.Event()
+
+    def waits() -> None:
+        sched.spin_lock("A", "lock A")
+        reached.set()
+        sched.preempt("hand over")  # CPU 1 now runs, and blocks outside the simulation
+        sched.spin_unlock("A", "unlock A")
+
+    gate = threading.Event()
+    runner = threading.Thread(target=lambda: sched.run([waits, gate.wait]), daemon=True)
+    runner.start()
+    assert reached.wait(5)
+    pool.close()  # CPU 0 waits for its turn: it unwinds; CPU 1 is left behind
+    gate.set()
+    runner.join(5)
+    assert not runner.is_alive()
 
 
 def test_an_oops_ends_the_cpus_read_side_section_and_a_scheduler_runs_again() -> None:

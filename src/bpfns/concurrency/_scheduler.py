@@ -166,12 +166,21 @@ class CpuPool:
             self._threads.append(thread)
 
     def close(self) -> None:
-        """Stop the worker threads (each is idle between runs)."""
+        """Stop the worker threads.
+
+        Idle threads stop at once. A run cut short (the caller was interrupted, or a job
+        stalled) is aborted: its waiting CPUs unwind as after a deadlock. A thread stuck
+        outside the simulation is left behind (a daemon) after a second.
+        """
         for cpu in self.cpus:
+            if cpu.sched is not None:
+                cpu.sched.abort()
             cpu.sched = None
+        for cpu in self.cpus:  # one wake for a CPU waiting in a run, one for its loop
+            cpu.wake.release()
             cpu.wake.release()
         for thread in self._threads:
-            thread.join()
+            thread.join(timeout=1.0)
         self._threads.clear()
 
     def __enter__(self) -> CpuPool:
@@ -345,6 +354,10 @@ class Scheduler:
             self._start_abort()
             raise _Abort
         self._switch(cur, nxt)
+
+    def abort(self) -> None:
+        """End the run: every CPU that waits or is woken unwinds (as after a deadlock)."""
+        self._aborting = True
 
     def _start_abort(self) -> None:
         waits = {
