@@ -366,8 +366,7 @@ def bpf_obj_get(obj: BpfObject, holder: str) -> None:
         smp.preempt(f"get {obj!r}")
         if obj.freed:
             _use(obj, "bpf_obj_inc")
-    obj.refcnt += 1
-    obj.holders[holder] = obj.holders.get(holder, 0) + 1
+    _inc(obj, holder)
 
 
 def bpf_obj_inc_not_zero(obj: BpfObject, holder: str) -> bool:
@@ -381,9 +380,14 @@ def bpf_obj_inc_not_zero(obj: BpfObject, holder: str) -> bool:
         smp.preempt(f"inc_not_zero {obj!r}")
     if not obj.refcnt:
         return False
+    _inc(obj, holder)
+    return True
+
+
+def _inc(obj: BpfObject, holder: str) -> None:
+    """The increment itself: one more reference, and who holds it."""
     obj.refcnt += 1
     obj.holders[holder] = obj.holders.get(holder, 0) + 1
-    return True
 
 
 def _pin(obj: BpfObject) -> None:

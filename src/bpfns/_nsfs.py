@@ -89,12 +89,14 @@ def bpfns_get(target: CurrentTask) -> Namespace:
 
     As posted (D11) it reads ``target->nsproxy`` under ``rcu_read_lock``; but
     ``free_nsproxy`` frees the nsproxy at once, so a concurrent exit or unshare of the
-    target can free it between the load and the ``refcount_inc``: the sanitizer reports
-    the read of the freed nsproxy. Fixed: under ``task_lock(target)``, which
-    ``switch_task_namespaces`` also takes.
+    target can free it before the load (the sanitizer reports the read of the freed
+    nsproxy), or drop the namespace to zero between the load and the ``refcount_inc``
+    (refcount_t's "addition on 0", see :func:`bpfns._bpf_namespace.get_bpfns`). Fixed:
+    under ``task_lock(target)``, which ``switch_task_namespaces`` also takes.
 
     Raises:
-        BpfnsError: ENOENT if the target has already dropped its namespaces (exiting).
+        BpfnsError: ENOENT if the target has already dropped its namespaces (exiting),
+            or (recorded D11) the reference could not be taken.
     """
     k = target.kernel
     smp = k.smp

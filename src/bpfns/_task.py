@@ -620,7 +620,8 @@ class Task(BpfCommands, NsfsCommands):
 
         Raises:
             BpfnsError: ESRCH if no live task has ``pid``; EMFILE if the file table is
-                full; ENOMEM when an injected allocation fails.
+                full; ENOMEM when an injected allocation fails; ENOENT if the task is
+                exiting on another simulated CPU (see :func:`bpfns._nsfs.bpfns_get`).
             TypeError, ValueError: if ``pid`` is not None or a pid.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
