@@ -433,8 +433,9 @@ def _alloc_obj_id(
 ) -> ObjId:
     """``bpf_alloc_obj_id`` line by line: fault sites, trace events, locks, placeholders.
 
-    Each level is allocated under its own acquisition of the type's IDR lock (rfc.md
-    2.7): on simulated CPUs another CPU can run between two levels. As posted (D7) the
+    Each level is allocated under its own acquisition of the type's IDR lock, as
+    posted (the concurrency page of the docs): on simulated CPUs another CPU can run
+    between two levels. As posted (D7) the
     object is stored at once, so it is findable at the deeper levels while a higher one
     can still fail; fixed, every level holds a NULL placeholder until
     :func:`publish_obj_id` stores the object at all of them.

@@ -11,7 +11,7 @@ depend only on this protocol, not on the scheduler (:mod:`bpfns.concurrency`).
 The hooks, and the C they stand for:
 
 * :meth:`Smp.preempt`: a point where another CPU may run (between two accesses to shared
-  state: a refcount operation, an fd reservation or install, a link's prime and settle);
+  state: a syscall's entry, a refcount operation, an fd install);
 * :meth:`Smp.spin_lock` / :meth:`Smp.spin_unlock`: ``spin_lock_bh`` / ``spin_unlock_bh``
   (and the irqsave forms) of a named lock; a CPU that wants a lock another CPU holds
   cannot run until it is released;
@@ -19,9 +19,9 @@ The hooks, and the C they stand for:
 * :meth:`Smp.synchronize_rcu`: wait until every read-side section that began before the
   call has ended (``call_rcu`` callbacks run only after that, see :mod:`bpfns._rcu`).
 
-The locks are values: ``("bpf_idr_lock", ObjType.MAP)`` is the RFC's per-type IDR lock
-(one lock for the IDRs of every namespace, rfc.md 2.7 in the docs' RFC page),
-``("task_lock", pid)`` a task's ``alloc_lock``.
+The locks are named by strings: ``"bpf_idr_lock[MAP]"`` is the RFC's per-type IDR lock
+(one lock for the IDRs of that type in every namespace; see the concurrency page of
+the docs), ``"task_lock(3)"`` the ``alloc_lock`` of the task with pid 3.
 """
 
 from __future__ import annotations
