@@ -101,7 +101,7 @@ def bpfns_get(target: CurrentTask) -> Namespace:
     k = target.kernel
     smp = k.smp
     d11 = k.behavior.d11_nsproxy_under_rcu
-    lock = task_lock_name(target)
+    lock = task_lock_name(target) if smp is not None else ""
     if smp is not None:
         if d11:
             smp.rcu_read_lock()

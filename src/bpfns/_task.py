@@ -546,11 +546,12 @@ class Task(BpfCommands, NsfsCommands):
         namespaces.
         """
         smp = self.kernel.smp
-        lock = task_lock_name(self)
-        if smp is not None:
+        if smp is None:  # a sequential kernel: no lock name to build
+            old, self.nsproxy = self.nsproxy, new
+        else:
+            lock = task_lock_name(self)
             smp.spin_lock(lock, f"task_lock({self.pid}): switch_task_namespaces")
-        old, self.nsproxy = self.nsproxy, new
-        if smp is not None:
+            old, self.nsproxy = self.nsproxy, new
             smp.spin_unlock(lock, f"task_unlock({self.pid})")
             smp.preempt("put_nsproxy")
         assert old is not None, "a task switches namespaces at most once after exit"
