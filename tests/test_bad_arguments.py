@@ -93,6 +93,9 @@ class World:
     trace_path: Path
     pk: bpfns.pidns.PidKernel
     pid: bpfns.ObjId
+    perf_fd: int
+    rawtp_prog_fd: int
+    netdev: int
 
     def state(self) -> Snapshot:
         """What a refused call must leave unchanged."""
@@ -118,6 +121,11 @@ def make_world(tmp: Path) -> World:
     prog_fd = task.prog_load(name="p", maps=(map_fd,))
     link_fd = task.link_create(prog_fd)
     ns_fd = task.open_proc_ns()
+    perf_fd = task.perf_event_open("sys_enter")
+    task.perf_event_set_bpf(perf_fd, prog_fd)
+    rawtp_prog_fd = task.prog_load(bpfns.BPF_PROG_TYPE_RAW_TRACEPOINT)
+    task.btf_load("b")
+    netdev = k.register_netdev()
     closed_fd = task.map_create()
     task.close(closed_fd)
     task.obj_pin(map_fd, "/sys/fs/bpf/pinned")
@@ -136,7 +144,7 @@ def make_world(tmp: Path) -> World:
     return World(
         k, other, tmp, task, dead, ns, dead_ns, user_ns, freed_user_ns, oid, freed_oid,
         primer, map_fd, prog_fd, link_fd, ns_fd, closed_fd, idr, ida, traced.trace,
-        trace_path, pk, pid,
+        trace_path, pk, pid, perf_fd, rawtp_prog_fd, netdev,
     )  # fmt: skip
 
 
@@ -308,6 +316,12 @@ def cases() -> list[Case]:
           {"type": "objtype", "nr": "id>=0", "from_ns": "ns", "to_ns": "ns"}),
         T("Kernel.find_task", lambda w, **a: w.k.find_task(**a), lambda w: {"pid": 1},
           {"pid": "pid"}),
+        T("Kernel.register_netdev", lambda w, **a: w.k.register_netdev(**a),
+          lambda w: {"name": None}, {"name": "str?"}),
+        T("Kernel.unregister_netdev", lambda w, **a: w.k.unregister_netdev(**a),
+          lambda w: {"ifindex": w.netdev}, {"ifindex": "int"}),
+        T("Task.find_vpid", lambda w, **a: w.task.find_vpid(**a), lambda w: {"pid": 1},
+          {"pid": "pid"}),
         # Task: credentials and namespaces
         T("Task.capable", lambda w, **a: w.task.capable(**a), lambda w: {"cap": Cap.CAP_BPF},
           {"cap": "cap"}),
@@ -342,9 +356,32 @@ def cases() -> list[Case]:
         # Task: bpf() commands
         T("Task.map_create", lambda w, **a: w.task.map_create(**a),
           lambda w: {"map_type": 2, "name": "m", "key_size": 4, "value_size": 4,
-                     "max_entries": 1},
+                     "max_entries": 1, "map_ifindex": 0},
           {"map_type": "u32", "name": "objname", "key_size": "u32", "value_size": "u32",
-           "max_entries": "u32"}, "map_create"),
+           "max_entries": "u32", "map_ifindex": "u32"}, "map_create"),
+        T("Task.map_update_elem", lambda w, **a: w.task.map_update_elem(**a),
+          lambda w: {"fd": w.map_fd, "key": 0, "value": 1, "flags": 0},
+          {"fd": "fd", "key": "u32", "value": "u32", "flags": "u64"}),
+        T("Task.map_lookup_elem", lambda w, **a: w.task.map_lookup_elem(**a),
+          lambda w: {"fd": w.map_fd, "key": 0}, {"fd": "fd", "key": "u32"}),
+        T("Task.map_delete_elem", lambda w, **a: w.task.map_delete_elem(**a),
+          lambda w: {"fd": w.map_fd, "key": 0}, {"fd": "fd", "key": "u32"}),
+        T("Task.btf_load", lambda w, **a: w.task.btf_load(**a), lambda w: {"name": "b"},
+          {"name": "str"}, "btf_load"),
+        T("Task.btf_get_next_id", lambda w, **a: w.task.btf_get_next_id(**a),
+          lambda w: {"start_id": 0}, {"start_id": "u32"}),
+        T("Task.btf_get_fd_by_id", lambda w, **a: w.task.btf_get_fd_by_id(**a),
+          lambda w: {"id": 1}, {"id": "u32"}),
+        T("Task.perf_event_open", lambda w, **a: w.task.perf_event_open(**a),
+          lambda w: {"tracepoint": "tp"}, {"tracepoint": "str"}),
+        T("Task.perf_event_set_bpf", lambda w, **a: w.task.perf_event_set_bpf(**a),
+          lambda w: {"perf_fd": w.perf_fd, "prog_fd": w.prog_fd},
+          {"perf_fd": "fd", "prog_fd": "fd"}),
+        T("Task.raw_tracepoint_open", lambda w, **a: w.task.raw_tracepoint_open(**a),
+          lambda w: {"tracepoint": "tp", "prog_fd": w.rawtp_prog_fd},
+          {"tracepoint": "str", "prog_fd": "fd"}, "raw_tracepoint_open"),
+        T("Task.task_fd_query", lambda w, **a: w.task.task_fd_query(**a),
+          lambda w: {"pid": w.task.pid, "fd": w.perf_fd}, {"pid": "pid", "fd": "u32"}),
         T("Task.prog_load", lambda w, **a: w.task.prog_load(**a),
           lambda w: {"prog_type": 2, "name": "p", "maps": (w.map_fd,)},
           {"prog_type": "u32", "name": "objname", "maps": "maps"}, "prog_load"),
@@ -473,7 +510,9 @@ def cases() -> list[Case]:
         T("PidKernel.pid_max", lambda w, **a: w.pk.pid_max(**a), lambda w: {"ns": w.pk.root},
           {"ns": "ns"}),
         T("PidKernel.alloc_pid", lambda w, **a: w.pk.alloc_pid(**a),
-          lambda w: {"ns": w.pk.root}, {"ns": "ns"}),
+          lambda w: {"ns": w.pk.root, "set_tid": ()}, {"ns": "ns", "set_tid": "maps"}),
+        T("PidKernel.nspid", lambda w, **a: w.pk.nspid(**a),
+          lambda w: {"pid": w.pid, "ns": w.pk.root}, {"pid": "oid", "ns": "ns"}),
         T("PidKernel.free_pid", lambda w, **a: w.pk.free_pid(**a), lambda w: {"pid": w.pid},
           {"pid": "oid"}),
         T("PidKernel.find_pid", lambda w, **a: w.pk.find_pid(**a),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+import bpfns
 from bpfns import (
     CLONE_NEWBPF,
     FIXED,
@@ -221,3 +222,55 @@ def test_id_of_a_dead_object() -> None:
     k.check()
     k.alloc_obj_id(k.init_ns, BpfMap(k, "stray"), ObjType.MAP)  # never registered
     expect(k, "ids belong to live objects")
+
+
+# -- BTF ids, offloaded maps and their devices ---------------------------------------
+
+
+def test_a_btf_id_without_its_object() -> None:
+    k = Kernel(FIXED)
+    k.btf_idr.alloc_cyclic("not a btf", 1, 0)
+    expect(k, "BTF ids belong to live BTF objects")
+
+
+def test_a_btf_object_without_its_id() -> None:
+    k = Kernel(FIXED)
+    k.init_task.btf_load()
+    btf = k.bpf_objects()[0]
+    btf.id = 7
+    expect(k, "BTF objects own their global ids")
+
+
+def _offloaded(k: Kernel) -> bpfns.BpfMap:
+    dev = k.register_netdev()
+    k.init_task.map_create(bpfns.BPF_MAP_TYPE_HASH, map_ifindex=dev)
+    m = k.bpf_objects()[0]
+    assert isinstance(m, bpfns.BpfMap)
+    return m
+
+
+def test_an_orphaned_offloaded_map_keeps_an_id() -> None:
+    k = Kernel(FIXED)
+    m = _offloaded(k)
+    k.unregister_netdev(m.ifindex)
+    m.id = 1
+    expect(k, "an offloaded map whose device is gone has no ids")
+
+
+def test_an_offloaded_map_its_device_does_not_list() -> None:
+    k = Kernel(FIXED)
+    m = _offloaded(k)
+    assert m.netdev is not None
+    m.netdev.offloaded.clear()
+    expect(k, "offloaded maps are bound to their device")
+
+
+def test_a_device_listing_a_map_that_is_not_bound() -> None:
+    k = Kernel(FIXED)
+    m = _offloaded(k)
+    dev = m.netdev
+    assert dev is not None
+    m.netdev = None
+    m.ifindex = 0
+    assert list(dev.offloaded) == [m]
+    expect(k, "devices hold only their live offloaded maps")

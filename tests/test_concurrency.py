@@ -570,12 +570,14 @@ def test_recorded_reports_fail_the_run_and_a_later_teardown_failure_is_logged() 
     assert recorded.failures and {r.where for r in recorded.failures} == {"recorded"}
     assert all(isinstance(r.error, bpfns.UseAfterFree) for r in recorded.failures)
 
-    def setup(k: Kernel) -> list[Callable[[], object]]:  # D11 on a CPU, then D2 at teardown
+    def setup(k: Kernel) -> list[Callable[[], object]]:  # D11 on a CPU, D2 at teardown
+        # (the D2 needs the grace period that frees the namespace before the teardown's
+        # unlink frees the pinned map)
         host = k.init_task
         opener = host.clone()
         target = host.clone(CLONE_NEWBPF)
         target.obj_pin(target.map_create(), "/sys/fs/bpf/m")
-        return [lambda: opener.open_proc_ns(target.pid), target.exit]
+        return [lambda: opener.open_proc_ns(target.pid), target.exit, k.synchronize_rcu]
 
     both = explore(setup, behavior=RFC)
     twice = [
@@ -779,10 +781,12 @@ def test_d2_teardown_depends_on_which_goes_last() -> None:
     result = scenarios.get("d2-teardown").explore("rfc", keep_runs=True)
     assert 0 < len(result.failures) < result.schedules
     for run in result.runs:
-        put = _first(run.log, 0, "put_bpfns")  # the exit's point before its put
-        assert put is not None
-        destroyed = _first(run.log, 0, start=put + 1) or len(run.log)  # CPU 0 went on
-        freed = _first(run.log, None, "free <BpfMap")  # the unlink freed the map
-        assert run.failed == (freed is None or destroyed < freed)  # the map went last
+        # delayed_free_bpfns ran (the exit had destroyed the namespace before the grace
+        # period) before bpf_free_obj_id of the map was done: only then is it freed memory
+        grace = _first(run.log, 1, "returned")
+        assert grace is not None
+        ns_freed = run.log[grace].what == "returned 1"
+        map_freed = _first(run.log, None, "free <BpfMap")  # after its ids and record
+        assert run.failed == (ns_freed and (map_freed is None or grace < map_freed))
         if run.failed:
             assert run.error.report.defect == "D2"  # type: ignore[union-attr]

@@ -134,6 +134,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["scenario", "events", "mismatches"]
     assert "pid seed 5" in out
+    assert "pid set_tid, ENOMEM" in out
     assert "bpf link ids" in out
     assert out.rstrip().endswith(" 0 mismatches")
 
@@ -208,3 +209,26 @@ def test_probe_reports_a_refused_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(conformance._Bpf, "map_create", refuse)
     assert "bpf() is refused" in (unavailable() or "")
+
+
+@live
+def test_live_pid_rules_match() -> None:
+    """set_tid (kernel.md C.2) and ENOMEM once the init has exited (C.6), on the kernel."""
+    live = conformance.run_pid_rules()
+    assert [e.error or e.numbers[0] for e in live] == [
+        "EINVAL", 1, 5, "EEXIST", "EINVAL", 2, "ENOMEM",
+    ]  # fmt: skip
+    assert compare(live, conformance.simulate_pid_rules()) == []
+
+
+def test_pid_rules_refuse_where_the_driver_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conformance, "unavailable", lambda: "not here")
+    with pytest.raises(RuntimeError, match="not here"):
+        conformance.run_pid_rules()
+
+
+def test_the_model_once_allocated_after_the_init_exited() -> None:
+    """The rule the live scenario checks is the model's: the last event is ENOMEM."""
+    events = conformance.simulate_pid_rules()
+    assert events[-1] == conformance.Event("fork after the init exited", 1, error="ENOMEM")
+    assert [e.op for e in events] == [label for label, _ in conformance.PID_RULES]

@@ -143,9 +143,10 @@ def orphan_scenario(
     return k, ns, oid
 
 
-def test_d2_free_after_namespace_destroyed_is_use_after_free() -> None:
+def test_d2_free_after_the_namespace_is_freed_is_use_after_free() -> None:
     k, ns, oid = orphan_scenario(RFC)
-    assert ns.state is NsState.DESTROYED
+    k.synchronize_rcu()  # delayed_free_bpfns: the namespace memory is freed
+    assert ns.state is NsState.FREED
     with pytest.raises(UseAfterFree) as info:
         k.free_obj_id(oid, ObjType.MAP)
     report = info.value.report
@@ -153,8 +154,19 @@ def test_d2_free_after_namespace_destroyed_is_use_after_free() -> None:
     assert report.kind is BugKind.USE_AFTER_FREE
     assert report.where == "bpf_free_obj_id"
     assert "idr_remove(idr[MAP], 1) on namespace container" in report.what
-    assert "destroyed" in report.what
+    assert "freed" in report.what
     assert str(info.value).startswith("BUG: KASAN: slab-use-after-free in bpf_free_obj_id")
+
+
+def test_d2_free_between_destroy_and_rcu_free_touches_valid_memory() -> None:
+    """The namespace is freed after a grace period (delayed_free_bpfns, call_rcu)."""
+    k, ns, oid = orphan_scenario(RFC)
+    assert ns.state is NsState.DESTROYED
+    k.free_obj_id(oid, ObjType.MAP)  # its IDR is destroyed: idr_remove finds nothing
+    assert k.reports == []
+    assert k.init_ns.idr[ObjType.MAP].is_empty()  # the live levels lost the id too
+    k.synchronize_rcu()
+    k.check()
 
 
 def test_d2_after_rcu_free_in_record_mode() -> None:
@@ -198,6 +210,7 @@ def test_d2_fixed_object_keeps_its_namespace_alive() -> None:
 
 def test_d2_raise_mode_is_a_kernel_bug() -> None:
     k, _, oid = orphan_scenario(RFC)
+    k.synchronize_rcu()
     with pytest.raises(KernelBug):
         k.free_obj_id(oid, ObjType.MAP)
 

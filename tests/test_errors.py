@@ -34,7 +34,10 @@ def test_report_reprs_are_python() -> None:
 
 
 def test_behavior_presets_and_repr() -> None:
-    assert RFC.defects() == ("D1", "D2", "D3", "D6", "D7", "D8", "D10", "D11", "D19")
+    assert RFC.defects() == (
+        "D1", "D2", "D3", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13", "D14",
+        "D19", "D20",
+    )  # fmt: skip
     assert FIXED.defects() == ()
     assert eval(repr(FIXED), {"Behavior": Behavior}) == FIXED
     assert eval(repr(RFC), {"Behavior": Behavior}) == RFC

@@ -19,6 +19,9 @@ from bpfns import FIXED, INT_MAX, Kernel
         ({"max_level": -1}, ValueError, "max_level"),
         ({"ucount_max": -1}, ValueError, "ucount_max"),
         ({"on_bug": "panic"}, ValueError, "on_bug"),
+        ({"word_size": 16}, ValueError, "word_size"),
+        ({"word_size": 32.0}, ValueError, "word_size"),
+        ({"bpf_preload": "module"}, ValueError, "bpf_preload"),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, object], error: type[Exception], match: str) -> None:

@@ -105,13 +105,15 @@ def test_no_module_reads_another_modules_private_state_of_the_kernel() -> None:
 
 def test_the_registry_is_where_object_types_are_known() -> None:
     assert set(OBJECT_TYPES) == set(ObjType)
-    assert [OBJECT_TYPES[t].FILE_KIND for t in ObjType] == BPF_FILE_KINDS
+    namespaced = [OBJECT_TYPES[t].FILE_KIND for t in ObjType]
+    assert [*namespaced, FileKind.BTF] == BPF_FILE_KINDS  # BTF: registered, no ObjType
     k = Kernel()
     child = k.init_ns.create_child()
     assert len(child.idr) == len(ObjType)  # one IDR per registered id space
     t = k.init_task
     fds = [t.map_create(), t.prog_load()]
     fds.append(t.link_create(fds[1]))
+    fds.append(t.btf_load())
     kinds = [t._fdget(fd).kind for fd in fds]
     assert kinds == BPF_FILE_KINDS  # each new fd is its type's registered kind
 

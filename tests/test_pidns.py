@@ -6,7 +6,8 @@ import errno
 
 import pytest
 
-from bpfns import BpfnsError
+from bpfns import BpfnsError, ObjType
+from bpfns.conformance import parse_nspid
 from bpfns.pidns import PID_MAX_LIMIT, PidKernel
 from helpers import errno_of
 
@@ -39,13 +40,14 @@ def test_wrap_goes_to_300_once_past_reserved() -> None:
     pk = PidKernel()
     ns = pk.create_namespace(pk.root)
     pk.set_pid_max(ns, 500)
+    assert nrs(pk.alloc_pid(ns))[-1] == 1  # the namespace's init, which stays
     got = []
     for _ in range(510):  # fork + reap, like the pid_max_simple selftest
         pid = pk.alloc_pid(ns)
         got.append(nrs(pid)[-1])
         pk.free_pid(pid)
     assert max(got) == 499
-    assert got[497:500] == [498, 499, 300]
+    assert got[496:499] == [498, 499, 300]
 
 
 def test_pid_max_302_gives_301_pids_then_eagain() -> None:
@@ -135,3 +137,74 @@ def test_eagain_message_names_alloc_pid() -> None:
         pk.alloc_pid(ns)
     with pytest.raises(BpfnsError, match=r"alloc_pid: level 1 .*EAGAIN|alloc_pid: level 1"):
         pk.alloc_pid(ns)
+
+
+# -- the rules an audit found missing (kernel.md C.1, C.2, C.6, C.8) -----------------
+
+
+def test_alloc_pid_after_the_init_exited_is_enomem() -> None:
+    """C.6: zap_pid_ns_processes clears PIDNS_ADDING; later forks get ENOMEM (C.2 step 5)."""
+    pk = PidKernel()
+    ns = pk.create_namespace(pk.root)
+    init = pk.alloc_pid(ns)
+    child = pk.alloc_pid(ns)
+    assert nrs(child)[-1] == 2
+    pk.free_pid(child)  # not the init: nothing changes
+    assert nrs(pk.alloc_pid(ns))[-1] == 3
+    cursors = (pk.root.idr[ObjType.MAP].cursor, ns.idr[ObjType.MAP].cursor)
+    pk.free_pid(init)
+    assert errno_of(lambda: pk.alloc_pid(ns)) == errno.ENOMEM
+    # every level was rolled back; the cursors stay advanced (C.2 step 7)
+    assert pk.find_pid(ns, cursors[1]) is None and pk.find_pid(pk.root, cursors[0]) is None
+    assert ns.idr[ObjType.MAP].cursor == cursors[1] + 1
+    assert nrs(pk.alloc_pid(pk.root))[-1] == cursors[0] + 1  # a number was burned
+    inner = pk.create_namespace(ns)  # only the innermost namespace is checked
+    assert nrs(pk.alloc_pid(inner)) == [cursors[0] + 2, cursors[1] + 1, 1]
+    pk.core.check()
+
+
+def test_set_tid_asks_for_exact_pids_innermost_first() -> None:
+    """C.2: set_tid[0] is the innermost level; exact pids do not move the cursor."""
+    pk = PidKernel()
+    ns = pk.create_namespace(pk.root)
+    assert errno_of(lambda: pk.alloc_pid(ns, (5,))) == errno.EINVAL  # no init yet
+    assert nrs(pk.alloc_pid(ns, (1,)))[-1] == 1
+    assert nrs(pk.alloc_pid(ns, (5,)))[-1] == 5
+    assert errno_of(lambda: pk.alloc_pid(ns, (5,))) == errno.EEXIST
+    assert errno_of(lambda: pk.alloc_pid(ns, (0,))) == errno.EINVAL
+    assert errno_of(lambda: pk.alloc_pid(ns, (PID_MAX_LIMIT,))) == errno.EINVAL
+    assert errno_of(lambda: pk.alloc_pid(ns, (1, 2, 3))) == errno.EINVAL  # 3 > 2 levels
+    assert nrs(pk.alloc_pid(ns))[-1] == 2  # the cursor never moved past 1
+    both = pk.alloc_pid(ns, (7, 4242))  # the root's number too
+    assert nrs(both) == [4242, 7]
+    assert errno_of(lambda: pk.alloc_pid(ns, (8, 4242))) == errno.EEXIST  # at the root
+    assert pk.find_pid(ns, 8) is None  # the inner level was rolled back
+    with pytest.raises(TypeError, match="set_tid"):
+        pk.alloc_pid(ns, 5)  # type: ignore[arg-type]
+    pk.core.check()
+
+
+def test_the_root_is_init_pid_ns() -> None:
+    """C.1: init_pid_ns has ns.count 2 and inode 0xEFFFFFFC; caches are pid, pid_<n>."""
+    pk = PidKernel()
+    assert (pk.root.refcount, pk.root.inum) == (2, 0xEFFFFFFC)
+    inner = pk.create_namespace(pk.create_namespace(pk.root))
+    pk.alloc_pid(inner)
+    assert [name for name, _ in pk.core.slabinfo()] == ["bpf_namespace", "pid", "pid_2", "pid_3"]
+    pk.core.check()
+
+
+def test_nspid_runs_from_the_viewer_to_the_task() -> None:
+    """C.8: one field per level from the viewer's down, the viewer's number first."""
+    pk = PidKernel()
+    outer = pk.create_namespace(pk.root)
+    for _ in range(4):
+        pk.alloc_pid(pk.root)
+    pk.alloc_pid(outer)
+    inner = pk.create_namespace(outer)
+    pid = pk.alloc_pid(inner)
+    assert pk.nspid(pid, pk.root) == "NSpid:\t6\t2\t1"
+    assert pk.nspid(pid, inner) == "NSpid:\t1"
+    assert parse_nspid(pk.nspid(pid, outer) + "\n") == [2, 1]  # what the driver parses
+    sibling = pk.create_namespace(pk.root)
+    assert errno_of(lambda: pk.nspid(pid, sibling)) == errno.ENOENT

@@ -566,6 +566,7 @@ def test_an_oops_in_close_kills_the_closing_task() -> None:
     holder = k.init_task.clone()
     fd = c.send_fd(c.map_create(), holder)
     c.exit()  # D2: the map's record does not pin c's namespace, now destroyed
+    k.synchronize_rcu()  # ... and, after the grace period, freed
     with pytest.raises(UseAfterFree):
         holder.close(fd)
     assert not holder.alive

@@ -32,27 +32,31 @@ from ._bpf_object import (
     BPF_F_RDONLY,
     BPF_F_WRONLY,
     BPF_LINK_TYPE_PERF_EVENT,
+    BPF_LINK_TYPE_RAW_TRACEPOINT,
     BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_ARRAY_OF_MAPS,
     BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_HASH_OF_MAPS,
     BPF_PROG_TYPE_KPROBE,
-    AuditRecord,
+    BPF_PROG_TYPE_RAW_TRACEPOINT,
     BpfLink,
     BpfMap,
     BpfObject,
     BpfProg,
-    LinkInfo,
-    LinkPrimer,
-    MapInfo,
-    ProgInfo,
+    PerfEvent,
 )
+from ._bpf_uapi import AuditRecord, BtfInfo, LinkInfo, MapInfo, ProgInfo
 from ._bpffs import BPFFS_ROOT
+from ._btf import BpfBtf
 from ._capability import Cap, Cred
 from ._errors import (
+    ENOTSUPP,
     BpfnsError,
     InvariantViolation,
     KernelBug,
     KernelWarning,
     NullPointerDereference,
+    SlabOutOfBounds,
     UninitializedRead,
     UseAfterFree,
 )
@@ -60,6 +64,9 @@ from ._fault import FaultInjector, FaultSite
 from ._files import FileKind
 from ._idr import Ida, Idr, c_int
 from ._kernel import Kernel
+from ._link import LinkPrimer
+from ._map_in_map import BPF_ANY, BPF_EXIST, BPF_NOEXIST
+from ._netdev import Netdev
 from ._nsfs import (
     CLONE_FILES,
     CLONE_NEWUSER,
@@ -71,6 +78,7 @@ from ._nsfs import (
     NS_GET_USERNS,
 )
 from ._obj_id import ObjId
+from ._perf import BPF_FD_TYPE_RAW_TRACEPOINT, BPF_FD_TYPE_TRACEPOINT, TaskFdQuery
 from ._replay import load_trace, replay, replay_steps
 from ._sanitizer import BugKind, Report
 from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
@@ -101,18 +109,28 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BPFFS_ROOT",
+    "BPF_ANY",
+    "BPF_EXIST",
+    "BPF_FD_TYPE_RAW_TRACEPOINT",
+    "BPF_FD_TYPE_TRACEPOINT",
     "BPF_F_RDONLY",
     "BPF_F_WRONLY",
     "BPF_LINK_TYPE_PERF_EVENT",
+    "BPF_LINK_TYPE_RAW_TRACEPOINT",
     "BPF_MAP_TYPE_ARRAY",
+    "BPF_MAP_TYPE_ARRAY_OF_MAPS",
     "BPF_MAP_TYPE_HASH",
+    "BPF_MAP_TYPE_HASH_OF_MAPS",
+    "BPF_NOEXIST",
     "BPF_PROG_TYPE_KPROBE",
+    "BPF_PROG_TYPE_RAW_TRACEPOINT",
     "CLONE_FILES",
     "CLONE_NEWBPF",
     "CLONE_NEWUSER",
     "CLONE_SIGHAND",
     "CLONE_THREAD",
     "CLONE_VM",
+    "ENOTSUPP",
     "FAILED_CALL_LEAVES",
     "FIXED",
     "INT_MAX",
@@ -126,11 +144,13 @@ __all__ = [
     "U32_MAX",
     "AuditRecord",
     "Behavior",
+    "BpfBtf",
     "BpfLink",
     "BpfMap",
     "BpfObject",
     "BpfProg",
     "BpfnsError",
+    "BtfInfo",
     "BugKind",
     "Cap",
     "Cred",
@@ -155,6 +175,7 @@ __all__ = [
     "LinkPrimer",
     "MapInfo",
     "Namespace",
+    "Netdev",
     "NsCreated",
     "NsDestroyed",
     "NsFreed",
@@ -164,6 +185,7 @@ __all__ = [
     "ObjId",
     "ObjIdEntry",
     "ObjType",
+    "PerfEvent",
     "ProgInfo",
     "RcuCallback",
     "ReplayMismatchError",
@@ -171,9 +193,11 @@ __all__ = [
     "Return",
     "Rollback",
     "SanitizerReport",
+    "SlabOutOfBounds",
     "Snapshot",
     "Task",
     "TaskCreated",
+    "TaskFdQuery",
     "Trace",
     "TraceError",
     "UcountType",

@@ -65,6 +65,7 @@ __all__ = [
     "live_namespace",
     "obj_type",
     "put_bpfns",
+    "refresh_fast_paths",
 ]
 
 #: RFC patch 01: the clone3 flag, above bit 31 (rfc.md 1, D14).
@@ -252,6 +253,13 @@ class NsContext(KernelContext):
 
     #: The ucount a new namespace is charged to (pid namespaces use their own).
     ns_ucount: ClassVar[UcountType] = UcountType.BPF_NAMESPACES
+    #: ``init_bpf_ns.ns.count``: the patch never initialises it (a static zero), and
+    #: ``get_bpfns``/``put_bpfns`` skip init, so it reads 0 forever (rfc.md 2.1).
+    init_ns_count: ClassVar[int] = 0
+    #: The initial namespace's fixed inode number.
+    init_ns_inum: ClassVar[int] = PROC_BPF_INIT_INO
+    #: The name of level ``L``'s record cache (``create_bpf_cachep``; D4 at level 0).
+    cache_name: ClassVar[str] = "bpf_{}"
     init_user_ns: UserNamespace = attrs.field(init=False)
     init_ns: Namespace = attrs.field(init=False)
     live_namespaces: dict[Namespace, None] = attrs.field(init=False, factory=dict)
@@ -269,10 +277,11 @@ class NsContext(KernelContext):
             level=0,
             parent=None,
             user_ns=self.init_user_ns,
-            inum=PROC_BPF_INIT_INO,
+            inum=self.init_ns_inum,
             obj_id_cachep=self._new_obj_id_cache(0),
             policy=self._new_policy(),
             name=None,
+            count=self.init_ns_count,
         )
         tracer = self.tracer
         if tracer is not None:  # the trace's header, before the first task exists
@@ -293,7 +302,7 @@ class NsContext(KernelContext):
 
     def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
         # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
-        name = "pid" if level == 0 else f"bpf_{level + 1}"
+        name = "pid" if level == 0 else self.cache_name.format(level + 1)
         cache = KmemCache(name, level + 1, self._alloc_addr, functools.partial(IdRecord, self))
         self.obj_id_caches[level] = cache
         return cache
@@ -413,9 +422,18 @@ class Namespace:
         self.id_freelist = self.obj_id_cachep.freelist
 
     def _fast(self) -> bool:
-        """Whether the id fast paths may apply: object-id policy, no tracer, no CPUs."""
+        """Whether the id fast paths may apply: object-id policy, no tracer, no CPUs.
+
+        Nor while its record cache holds a stray record of another level (D2, see
+        :func:`bpfns._obj_id.free_obj_id`): the fast walk assumes every record fits.
+        """
         k = self.kernel
-        return isinstance(self.policy, ObjIdPolicy) and k.tracer is None and k.smp is None
+        return (
+            isinstance(self.policy, ObjIdPolicy)
+            and k.tracer is None
+            and k.smp is None
+            and not self.obj_id_cachep.strays
+        )
 
     @property
     def _tracer(self) -> Tracer | None:
@@ -425,7 +443,7 @@ class Namespace:
 
     @property
     def refcount(self) -> int:
-        """``ns.count``; ``init_bpf_ns``'s is never touched and reads 1."""
+        """``ns.count``; ``init_bpf_ns``'s is never initialised nor touched: it reads 0."""
         return self._count
 
     @property
@@ -623,7 +641,9 @@ class Namespace:
         assert self.path == (path if self._state is NsState.ALIVE else ())
         assert self.id_walks == _walks(path)
         if self.is_init:
-            assert self.level == 0 and self.inum == PROC_BPF_INIT_INO
+            k = self.kernel
+            assert self.level == 0 and self.inum == k.init_ns_inum
+            assert self._count == k.init_ns_count, "init's count is static"
             return
         assert self.parent is not None and self.level == self.parent.level + 1
         assert self._count == sum(self._holders.values()), "count != holders"
@@ -683,6 +703,17 @@ def put_bpfns(ns: Namespace, holder: str) -> None:
         parent = cur.parent
         cur._destroy()
         cur, holder = parent, "child"
+
+
+def refresh_fast_paths(k: NsContext, cache: KmemCache[IdRecord]) -> None:
+    """Re-decide the fast paths of every live namespace whose records come from ``cache``.
+
+    Called when a stray record joins or leaves ``cache`` (rare: D2 with reused memory).
+    O(namespaces).
+    """
+    for ns in (k.init_ns, *k.live_namespaces):
+        if ns.obj_id_cachep is cache and ns.alive:
+            ns.fast_owner = k if ns._fast() else None
 
 
 def memory_reused_by(ns: Namespace) -> Namespace | None:

@@ -10,46 +10,57 @@ objects are in :mod:`bpfns._syscall`.
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
-from typing import ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 
 from ._bpf_namespace import Namespace, NsContext, Nsproxy, ObjType, put_bpfns
+from ._bpf_uapi import AuditRecord, BtfInfo, LinkInfo, MapInfo, ProgInfo
 from ._bpffs import Bpffs
 from ._capability import Cap, Cred
-from ._errors import KernelBug
+from ._errors import BpfnsError, KernelBug
 from ._files import FdTable, File, FileKind
-from ._obj_id import IDR_LOCK, ObjId, free_obj_id
+from ._idr import Idr
+from ._netdev import Netdev, NetdevTable
+from ._obj_id import IDR_LOCK, ObjId, free_obj_id, stale_nr_ns
 from ._sanitizer import BugKind
-from ._trace import Tracer, replayable, traced
+from ._trace import Tracer, replayable
 from ._ucount import put_user_ns
+
+if TYPE_CHECKING:
+    from ._link import LinkPrimer
 
 __all__ = [
     "BPF_FILE_KINDS",
+    "BPF_MAP_TYPE_ARRAY_OF_MAPS",
+    "BPF_MAP_TYPE_HASH_OF_MAPS",
+    "LINK_LOCK",
+    "MAP_IN_MAP_TYPES",
     "OBJECT_TYPES",
-    "AuditRecord",
     "BpfContext",
     "BpfLink",
     "BpfMap",
     "BpfObject",
     "BpfProg",
     "CurrentTask",
-    "LinkInfo",
-    "LinkPrimer",
-    "MapInfo",
-    "ProgInfo",
+    "PerfEvent",
     "SyscallTask",
     "bpf_audit_prog",
     "bpf_file",
     "bpf_obj_free",
+    "bpf_obj_free_id",
     "bpf_obj_get",
     "bpf_obj_id_vnr",
     "bpf_obj_inc_not_zero",
     "bpf_obj_put",
+    "fdget",
     "fput",
     "id_seen_from",
+    "map_offload_bind",
+    "map_offload_unbind",
     "object_fdinfo",
     "object_holds",
     "object_info",
@@ -63,8 +74,14 @@ __all__ = [
 
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
+BPF_MAP_TYPE_HASH_OF_MAPS = 13
+#: The map-in-map types: their values are inner maps (``bpf_map_meta_alloc``).
+MAP_IN_MAP_TYPES = (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS)
 BPF_PROG_TYPE_KPROBE = 2
+BPF_LINK_TYPE_RAW_TRACEPOINT = 1
 BPF_LINK_TYPE_PERF_EVENT = 7
+BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 BPF_OBJ_NAME_LEN = 16
@@ -113,6 +130,7 @@ class SyscallTask(CurrentTask, Protocol):
     def bpf_ns(self) -> Namespace: ...
     def capable(self, cap: Cap) -> bool: ...
     def _fdget(self, fd: int) -> File: ...
+    def find_vpid(self, pid: int) -> SyscallTask: ...
 
 
 _T = TypeVar("_T", bound=CurrentTask)
@@ -170,6 +188,11 @@ class BpfContext(NsContext):
         audit_log: the ``AUDIT_BPF`` records, oldest first.
         current: the task whose syscall is running, None outside any (a kernel thread:
             an RCU callback, the bpffs object directly).
+        netdevs: the network devices (``lo`` and those of
+            :meth:`bpfns.Kernel.register_netdev`), which offloaded maps bind to.
+        btf_idr: the global BTF ids (BTF is not namespaced; :mod:`bpfns._btf`).
+        preloaded: the links the built-in BPF preload keeps (``Kernel(bpf_preload=
+            "builtin")``; :mod:`bpfns._preload`), each holding a "preload" reference.
     """
 
     objects: dict[BpfObject, None] = attrs.field(init=False, factory=dict)
@@ -177,6 +200,20 @@ class BpfContext(NsContext):
     bpffs: Bpffs[BpfObject] = attrs.field(init=False, factory=lambda: Bpffs(_pin, _unpin))
     audit_log: list[AuditRecord] = attrs.field(init=False, factory=list)
     current: CurrentTask | None = attrs.field(init=False, default=None)
+    netdevs: NetdevTable = attrs.field(init=False, factory=NetdevTable)
+    btf_idr: Idr = attrs.field(init=False, factory=Idr)
+    preloaded: list[BpfObject] = attrs.field(init=False, factory=list)
+
+
+def fdget(task: CurrentTask, fd: int) -> File:
+    """``fdget(fd)`` in ``task``'s file table: the open file (``fd`` already checked).
+
+    Raises:
+        BpfnsError: EBADF if ``fd`` is not open.
+    """
+    files = task.files
+    assert files is not None  # a task in a syscall (or queried by one) is alive
+    return files.get(fd)
 
 
 def vnr_namespace(k: BpfContext, what: str) -> Namespace | None:
@@ -215,7 +252,20 @@ def bpf_obj_id_vnr(k: BpfContext, obj: BpfObject, what: str = "bpf_obj_id_vnr") 
     """
     ns = vnr_namespace(k, what)
     obj_id = obj.obj_id
-    return 0 if ns is None or obj_id is None else obj_id.nr_ns(ns)
+    if ns is None or obj_id is None:
+        return 0
+    if obj_id.live:
+        return obj_id.nr_ns(ns)
+    k.sanitizer.report(  # only the offload destroy leaves a freed record behind (D5)
+        "D5",
+        BugKind.USE_AFTER_FREE,
+        f"{what} read {type(obj).__name__} {obj.name!r}'s obj_id, which "
+        "__bpf_map_offload_destroy freed when its netdev went away without clearing "
+        "map->obj_id",
+        what,
+        k.step,
+    )
+    return stale_nr_ns(obj_id, ns)
 
 
 def bpf_audit_prog(k: BpfContext, prog: BpfProg, op: str) -> None:
@@ -244,15 +294,20 @@ def register(cls: _O) -> _O:
     Everything that depends on the object types reads the registry: the file kinds a
     bpf() command accepts, the file a new fd refers to, ``BPF_OBJ_GET_INFO_BY_FD``,
     fdinfo, the bpftool-like listing and the invariant checks. Each namespace has one
-    IDR per :class:`ObjType`. Adding a type is this class plus its syscalls (see the
-    model page of the docs).
+    IDR per :class:`ObjType`. A type with ``NAMESPACED = False`` (BTF) has no
+    ObjType: its ids come from a global IDR of its own, and only its file kind is
+    registered. Adding a type is this class plus its syscalls (see the model page of
+    the docs).
 
     Raises:
         ValueError: if the ObjType or file kind is already registered.
     """
-    if cls.TYPE in OBJECT_TYPES or cls.FILE_KIND in BPF_FILE_KINDS:
-        raise ValueError(f"{cls.__name__}: {cls.TYPE!r} or {cls.FILE_KIND!r} is registered")
-    OBJECT_TYPES[cls.TYPE] = cls
+    if cls.FILE_KIND in BPF_FILE_KINDS or (cls.NAMESPACED and cls.TYPE in OBJECT_TYPES):
+        what = f"{cls.TYPE!r} or " if cls.NAMESPACED else ""
+        raise ValueError(f"{cls.__name__}: {what}{cls.FILE_KIND!r} is registered")
+    if cls.NAMESPACED:
+        OBJECT_TYPES[cls.TYPE] = cls
+        cls.KIND = cls.TYPE.name
     BPF_FILE_KINDS.append(cls.FILE_KIND)
     return cls
 
@@ -282,6 +337,10 @@ class BpfObject:
 
     TYPE: ClassVar[ObjType]
     FILE_KIND: ClassVar[FileKind]
+    #: Whether each namespace numbers objects of this type (an IDR per ObjType).
+    NAMESPACED: ClassVar[bool] = True
+    #: The type's name in snapshots and reports: the ObjType's, or ``"BTF"``.
+    KIND: ClassVar[str]
     kernel: BpfContext
     name: str
     id: int = 0
@@ -298,7 +357,7 @@ class BpfObject:
         """Whether references remain."""
         return self.refcnt > 0
 
-    def _info(self) -> MapInfo | ProgInfo | LinkInfo:
+    def _info(self) -> MapInfo | ProgInfo | LinkInfo | BtfInfo:
         """``bpf_*_get_info_by_fd``: the record userspace gets, ids as ``current`` sees them."""
         raise NotImplementedError  # pragma: no cover - every registered type has one
 
@@ -314,22 +373,28 @@ class BpfObject:
         """The bpftool-like description after the id (``seen`` gives another's id)."""
         raise NotImplementedError  # pragma: no cover - every registered type has one
 
-    def _free_id(self) -> None:
-        """``if (x->id) { bpf_free_obj_id(x->obj_id, type); x->id = 0; }`` (patch 05).
-
-        bpfns has no path that frees an object without ids (the offload path of D5 is
-        not modelled), so the test always holds here.
-        """
-        assert self.id
-        assert self.obj_id is not None
-        free_obj_id(self.kernel, self.obj_id, self.TYPE, _nested=True)
-        self.id = 0
-        self.obj_id = None
-
     def _free(self) -> None:
         """The last reference is gone: free the ids (``bpf_map_free_id``), then the object."""
-        self._free_id()
+        bpf_obj_free_id(self)
         bpf_obj_free(self, "its last reference")
+
+
+def bpf_obj_free_id(obj: BpfObject, *, clear_obj_id: bool = True) -> None:
+    """``if (x->id) { bpf_free_obj_id(x->obj_id, type); x->id = 0; }`` (patch 05).
+
+    An offloaded map whose device went away had its ids freed already (its ``id`` is
+    0). ``clear_obj_id=False`` is the posted ``bpf_map_free_id`` on that path, which
+    leaves ``obj_id`` pointing at the freed record (D5); on the last reference the
+    object goes too, so bpfns drops the pointer.
+    """
+    if not obj.id:
+        obj.obj_id = None
+        return
+    assert obj.obj_id is not None
+    free_obj_id(obj.kernel, obj.obj_id, obj.TYPE, _nested=True)
+    obj.id = 0
+    if clear_obj_id:
+        obj.obj_id = None
 
 
 def bpf_obj_free(obj: BpfObject, by: str) -> None:
@@ -423,12 +488,33 @@ class BpfMap(BpfObject):
     key_size: int = 4
     value_size: int = 4
     max_entries: int = 1
+    #: ``map_ifindex`` at creation: 0 for a host map, else offloaded (for good).
+    ifindex: int = 0
+    #: ``offmap->netdev``: the device of an offloaded map, None once it went away.
+    netdev: Netdev | None = None
+    #: ``map->inner_map_meta`` of a map-in-map: the inner maps' (type, key_size,
+    #: value_size, max_entries); None for other maps.
+    inner_meta: tuple[int, int, int, int] | None = None
+    #: The elements by key: ints, or a map-in-map's inner maps (see
+    #: :mod:`bpfns._map_in_map`); None until the first update (most maps never get one).
+    elements: dict[int, int | BpfMap] | None = attrs.field(default=None, repr=False)
 
     def _info(self) -> MapInfo:
-        """``bpf_map_get_info_by_fd``."""
+        """``bpf_map_get_info_by_fd``; an offloaded map whose device is gone: ENODEV."""
         vnr = bpf_obj_id_vnr(self.kernel, self)
+        if self.ifindex and self.netdev is None:  # bpf_map_offload_info_fill
+            raise BpfnsError(
+                errno.ENODEV,
+                f"map {self.name!r} was offloaded to ifindex {self.ifindex}, which is gone",
+            )
         return MapInfo(
-            vnr, self.map_type, self.key_size, self.value_size, self.max_entries, self.name
+            vnr,
+            self.map_type,
+            self.key_size,
+            self.value_size,
+            self.max_entries,
+            self.name,
+            0 if self.netdev is None else self.netdev.ifindex,
         )
 
     def _fdinfo_rows(self) -> list[tuple[str, object]]:
@@ -440,6 +526,28 @@ class BpfMap(BpfObject):
             ("max_entries", self.max_entries),
             ("map_id", bpf_obj_id_vnr(self.kernel, self)),
         ]
+
+    def _held(self) -> list[tuple[BpfObject, str]]:
+        """A map-in-map's inner maps (``bpf_map_fd_get_ptr``)."""
+        elements = self.elements
+        if not elements:
+            return []
+        return [(v, "outer") for v in elements.values() if isinstance(v, BpfMap)]
+
+    def _free(self) -> None:
+        """``bpf_map_put``'s last reference: the device, and a map-in-map's inner maps.
+
+        An offloaded map leaves its device; a map-in-map puts its inner maps
+        (``map_fd_put_ptr``).
+        """
+        bpf_obj_free_id(self)  # BpfObject._free, inline: the close of every map runs it
+        bpf_obj_free(self, "its last reference")
+        if self.netdev is not None:  # bpf_map_offload_map_free
+            map_offload_unbind(self)
+        if self.elements:
+            for inner, holder in self._held():
+                bpf_obj_put(inner, holder)
+            self.elements = None
 
     def _listing(self, seen: Callable[[BpfObject], int]) -> str:
         """``bpftool map show``: type, name, sizes."""
@@ -486,7 +594,7 @@ class BpfProg(BpfObject):
         """``bpf_prog_put_deferred``: audit UNLOAD, free the ids, RCU-free the prog."""
         k = self.kernel
         bpf_audit_prog(k, self, "UNLOAD")
-        self._free_id()
+        bpf_obj_free_id(self)
         k.rcu.call_rcu(self._free_rcu, f"bpf_prog_free({self.name})", owner=self)
 
     def _free_rcu(self) -> None:
@@ -505,6 +613,8 @@ class BpfLink(BpfObject):
     FILE_KIND: ClassVar[FileKind] = FileKind.BPF_LINK
     prog: BpfProg | None = None
     link_type: int = BPF_LINK_TYPE_PERF_EVENT
+    #: A raw tracepoint link's tracepoint (``BPF_RAW_TRACEPOINT_OPEN``), else "".
+    tp_name: str = ""
 
     def _prog(self) -> BpfProg:
         assert self.prog is not None  # a link has its program until it is freed
@@ -544,7 +654,20 @@ _PROG_TYPES = {1: "socket_filter", 2: "kprobe", 17: "raw_tracepoint"}
 _LINK_TYPES = {1: "raw_tracepoint", 7: "perf_event"}
 
 
-def object_info(obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo:
+def map_offload_bind(m: BpfMap, dev: Netdev) -> None:
+    """``list_add_tail(&offmap->offloads, &ondev->maps)``: ``m`` is offloaded to ``dev``."""
+    dev.offloaded[m] = None
+    m.netdev = dev
+
+
+def map_offload_unbind(m: BpfMap) -> None:
+    """``list_del_init(&offmap->offloads); offmap->netdev = NULL``."""
+    assert m.netdev is not None
+    del m.netdev.offloaded[m]
+    m.netdev = None
+
+
+def object_info(obj: BpfObject) -> MapInfo | ProgInfo | LinkInfo | BtfInfo:
     """``bpf_obj_get_info_by_fd``'s record of ``obj``, its ids as ``current`` sees them."""
     if obj.freed:
         _use(obj, "bpf_obj_get_info_by_fd")
@@ -590,6 +713,8 @@ def release_file(file: File) -> None:
         put_bpfns(file.obj, "file")
     elif kind is FileKind.USER_NS:
         put_user_ns(file.obj, "file")
+    elif kind is FileKind.PERF_EVENT and file.obj.prog is not None:  # perf_event_free_bpf_prog
+        bpf_obj_put(file.obj.prog, "perf_event")
 
 
 def fput(file: File) -> None:
@@ -603,164 +728,15 @@ def put_files(files: FdTable) -> None:
     files.put(release_file)
 
 
-# -- records returned to userspace ----------------------------------------------------
-
-
-@attrs.frozen
-class MapInfo:
-    """``struct bpf_map_info`` (the fields bpfns models); ``id`` is ``vnr``."""
-
-    id: int
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    name: str
-
-
-@attrs.frozen
-class ProgInfo:
-    """``struct bpf_prog_info``; ``id`` and every ``map_ids`` entry are ``vnr``."""
-
-    id: int
-    type: int
-    name: str
-    map_ids: tuple[int, ...]
-    created_by_uid: int
-
-
-@attrs.frozen
-class LinkInfo:
-    """``struct bpf_link_info``; ``id`` and ``prog_id`` are ``vnr``."""
-
-    id: int
-    type: int
-    prog_id: int
-
-
-@attrs.frozen
-class AuditRecord:
-    """An ``AUDIT_BPF`` record: ``prog-id=<vnr> op=LOAD|UNLOAD`` (rfc.md 2.5).
-
-    ``pid`` is the task that ran the code (the loader, or the last releaser).
-    """
-
-    op: str
-    prog_id: int
-    pid: int
-
-
-@attrs.define(eq=False, repr=False)
-class LinkPrimer:
-    """``struct bpf_link_primer``: a BPF_LINK_CREATE between its prime and its settle.
-
-    :meth:`bpfns.Task.link_prime` reserved ``fd`` in the task's file table and gave the
-    link its ids (the global one is ``id``); the link is findable but not published.
-    Finish it with :meth:`settle` (attachment succeeded) or :meth:`cleanup` (it
-    failed). Until then the task is inside that syscall: it cannot exit or unshare
-    its file table, and :meth:`bpfns.Kernel.link_primers` lists the primer.
+@attrs.define(eq=False)
+class PerfEvent:
+    """``struct perf_event`` of a tracepoint, as far as BPF attaches to it.
 
     Attributes:
-        task: the task making the call; its file table holds the reserved ``fd``
-            (the task cannot change its table until the call is finished).
-        link: the new :class:`bpfns.BpfLink`.
-        done: whether :meth:`settle` or :meth:`cleanup` ran.
+        tracepoint: the tracepoint's name (what ``BPF_TASK_FD_QUERY`` reports).
+        prog: the program attached with ``PERF_EVENT_IOC_SET_BPF`` (a reference held by
+            the event), or None.
     """
 
-    task: CurrentTask
-    link: BpfLink
-    fd: int
-    id: int
-    obj_id: ObjId
-    done: bool = False
-    _trace_kind: ClassVar[str] = "primer"
-
-    def __attrs_post_init__(self) -> None:
-        self.link.kernel.primers[self] = None
-
-    @property
-    def _tracer(self) -> Tracer | None:
-        return self.link.kernel.tracer
-
-    def __repr__(self) -> str:
-        state = "done" if self.done else "pending"
-        return f"<LinkPrimer pid={self.task.pid} fd={self.fd} id={self.id} {state}>"
-
-    @traced
-    def settle(self) -> int:
-        """``bpf_link_settle``: publish ``link->id`` and install the fd; returns the fd.
-
-        Raises:
-            ValueError: if the primer was already settled or cleaned up, or its task
-                was killed by an oops before it could finish.
-
-        >>> from bpfns import Kernel
-        >>> t = Kernel().init_task
-        >>> primer = t.link_prime(t.prog_load())
-        >>> t.obj_get_info_by_fd(primer.settle()).id
-        1
-        """
-        self._finish("settle")
-        smp = self.link.kernel.smp
-        if smp is not None:
-            smp.spin_lock(LINK_LOCK, f"spin_lock_bh({LINK_LOCK}): bpf_link_settle")
-        self.link.id, self.link.obj_id = self.id, self.obj_id
-        if smp is not None:
-            smp.spin_unlock(LINK_LOCK, f"spin_unlock_bh({LINK_LOCK}): link {self.id} settled")
-        self._files().fd_install(self.fd, bpf_file(self.link))
-        return self.fd
-
-    @traced
-    def cleanup(self) -> None:
-        """``bpf_link_cleanup``: attachment failed; free the id, the fd and the link.
-
-        Raises:
-            ValueError: as :meth:`settle`.
-
-        >>> from bpfns import Kernel
-        >>> t = Kernel().init_task
-        >>> primer = t.link_prime(t.prog_load())
-        >>> primer.cleanup(); t.kernel.link_primers()
-        []
-        """
-        self._finish("cleanup")
-        _bpf_link_cleanup(self.task, self)
-
-    def _files(self) -> FdTable:
-        """The task's file table (a live task has one)."""
-        assert self.task.files is not None
-        return self.task.files
-
-    def _finish(self, what: str) -> None:
-        """Check that the call can finish, then mark it finished (nothing before)."""
-        if self.done:
-            raise ValueError(f"LinkPrimer.{what}: this link was already settled or cleaned up")
-        if not self.task.alive:
-            raise ValueError(
-                f"LinkPrimer.{what}: {self.task!r}, which primed this link, was killed by an "
-                "oops inside BPF_LINK_CREATE; nothing can finish the call (the kernel is "
-                "tainted)"
-            )
-        self.done = True
-        del self.link.kernel.primers[self]
-
-    def _check(self) -> None:
-        """Assert the invariants of a pending primer."""
-        assert self.task.alive, "primers belong to live tasks (its task was killed)"
-        assert not self.done
-        assert self._files().is_reserved(self.fd), f"fd {self.fd} is not reserved"
-        assert self.link.id == 0 and self.link.obj_id is None, "published before settle"
-        assert self.obj_id.live and self.obj_id.obj is self.link and self.obj_id.nr() == self.id
-        assert self.link.holders.get("file") == 1, "the primer's anon file owns a reference"
-
-
-@syscall("bpf_link_cleanup")
-def _bpf_link_cleanup(task: CurrentTask, primer: LinkPrimer) -> None:
-    """The kernel side of :meth:`LinkPrimer.cleanup`, run as ``task``."""
-    k = task.kernel
-    free_obj_id(k, primer.obj_id, ObjType.LINK, _nested=True)
-    primer._files().put_unused(primer.fd)
-    primer.link.holders["file"] = 0
-    primer.link.refcnt = 0
-    bpf_obj_free(primer.link, "bpf_link_cleanup")
-    bpf_obj_put(primer.link._prog(), "link")
+    tracepoint: str
+    prog: BpfProg | None = None

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 from ._bpf_namespace import PROC_DYNAMIC_FIRST, Namespace, ObjType
-from ._bpf_object import BPF_FILE_KINDS, BpfLink, BpfObject, BpfProg, object_holds
+from ._bpf_object import BPF_FILE_KINDS, BpfLink, BpfMap, BpfObject, BpfProg, object_holds
 from ._errors import InvariantViolation
 from ._files import FdTable, File, FileKind
 from ._idr import idr_tree
@@ -92,6 +92,7 @@ def live_obj_ids(k: TaskContext) -> list[ObjId]:
 def check_structures(k: TaskContext, handles: list[ObjId]) -> None:
     """Each structure's own ``_check()``, in one loop (``handles``: :func:`live_obj_ids`)."""
     structures: list[Any] = [k.inum_ida, *k.caches(), k.init_user_ns.registry, k.rcu, k.bpffs]
+    structures += [k.netdevs, k.btf_idr]
     structures += list(k.primers)
     structures += _namespaces(k)
     structures += [record_of(h) for h in handles]
@@ -282,6 +283,11 @@ def _expected_holders(k: TaskContext) -> dict[int, Counter[str]]:
         expected[id(obj)]["file"] += 1
     for obj in k.bpffs.objects():
         expected[id(obj)]["pin"] += 1
+    for obj in k.preloaded:
+        expected[id(obj)]["preload"] += 1
+    for f in open_files(k):
+        if f.kind is FileKind.PERF_EVENT and f.obj.prog is not None:
+            expected[id(f.obj.prog)]["perf_event"] += 1
     for obj in k.objects:
         for other, holder in object_holds(obj):
             expected[id(other)][holder] += 1
@@ -300,13 +306,12 @@ def check_objects(k: TaskContext) -> None:
                 "object refcounts equal their holders",
                 f"{obj!r}: counted {dict(got)}, found {dict(+expected[id(obj)])}",
             )
-        if not obj.refcnt or (isinstance(obj, BpfLink) and not obj.id):
-            continue  # freed (RCU pending) or a primed link: no published id
-        rec = obj.obj_id
-        if rec is None or rec.obj is not obj or not rec.live or obj.id != rec.nr():
-            raise InvariantViolation(
-                "objects own their ids", f"{obj!r}: id record {rec!r} does not match"
-            )
+        if obj.refcnt and not (isinstance(obj, BpfLink) and not obj.id):
+            _check_ids_of(k, obj)  # not freed (RCU pending), nor a primed link
+    for nr, btf in k.btf_idr:
+        if btf not in k.objects or btf.id != nr:
+            raise InvariantViolation("BTF ids belong to live BTF objects", f"btf_idr {nr}")
+    check_offload(k)
     for ns in _namespaces(k):
         for type_ in ObjType:
             for nr, handle in ns.idr[type_]:
@@ -314,3 +319,35 @@ def check_objects(k: TaskContext) -> None:
                     raise InvariantViolation(
                         "ids belong to live objects", f"{ns.label()} {type_.name} {nr}"
                     )
+
+
+def _check_ids_of(k: TaskContext, obj: BpfObject) -> None:
+    """A live object's ids: its record's (BTF: the global IDR's; none once offload-destroyed)."""
+    if not obj.NAMESPACED:
+        if not obj.id or k.btf_idr.find(obj.id) is not obj or obj.obj_id is not None:
+            raise InvariantViolation("BTF objects own their global ids", f"{obj!r}")
+        return
+    if isinstance(obj, BpfMap) and obj.ifindex and obj.netdev is None:
+        if obj.id or (obj.obj_id is not None and obj.obj_id.live):
+            raise InvariantViolation("an offloaded map whose device is gone has no ids", repr(obj))
+        return
+    rec = obj.obj_id
+    if rec is None or rec.obj is not obj or not rec.live or obj.id != rec.nr():
+        raise InvariantViolation(
+            "objects own their ids", f"{obj!r}: id record {rec!r} does not match"
+        )
+
+
+def check_offload(k: TaskContext) -> None:
+    """Offloaded maps and their devices point at each other; the devices are registered."""
+    bound = {id(m): m for dev in k.netdevs.devices.values() for m in dev.offloaded}
+    for obj in k.objects:
+        if isinstance(obj, BpfMap) and obj.netdev is not None:
+            dev = obj.netdev
+            if k.netdevs.lookup(dev.ifindex) is not dev or obj not in dev.offloaded:
+                raise InvariantViolation("offloaded maps are bound to their device", repr(obj))
+            bound.pop(id(obj))
+    if bound:
+        raise InvariantViolation(
+            "devices hold only their live offloaded maps", f"{list(bound.values())}"
+        )

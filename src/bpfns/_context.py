@@ -59,10 +59,15 @@ class KernelContext:
         step: how many operations this kernel has run (reports carry it).
         dmesg: the kernel log, oldest line first.
         smp: the simulated CPUs, None for a sequential kernel (see :mod:`bpfns._smp`).
+        word_size: 64, or 32 for a 32-bit kernel, whose ``unsigned long`` syscall
+            arguments hold 32 bits (D14).
+        bpf_preload: ``None`` (the default boot: no built-in BPF preload) or
+            ``"builtin"`` (``CONFIG_BPF_PRELOAD_UMD=y``: the preload's initcall creates
+            its iterator maps, programs and links at boot; D9).
 
     Raises:
         TypeError, ValueError: for a bad ``behavior``, ``id_end``, ``max_level``,
-            ``ucount_max`` or ``trace``.
+            ``ucount_max``, ``trace``, ``word_size`` or ``bpf_preload``.
 
     >>> ctx = KernelContext(id_end=4)
     >>> ctx.step, ctx.tracer, ctx.faults.armed
@@ -75,6 +80,8 @@ class KernelContext:
     on_bug: OnBug = attrs.field(default="raise", kw_only=True)
     ucount_max: int = attrs.field(default=DEFAULT_INIT_UCOUNT_MAX, kw_only=True)
     _trace_on: bool = attrs.field(default=False, kw_only=True, alias="trace")
+    word_size: int = attrs.field(default=64, kw_only=True)
+    bpf_preload: str | None = attrs.field(default=None, kw_only=True)
     faults: FaultInjector = attrs.field(init=False, factory=FaultInjector)
     tracer: Tracer | None = attrs.field(init=False, default=None)
     sanitizer: Sanitizer = attrs.field(init=False)
@@ -97,6 +104,13 @@ class KernelContext:
         self.ucount_max = check_int("ucount_max", self.ucount_max, 0, INT_MAX, "int")
         if not isinstance(self._trace_on, bool):
             raise TypeError(f"trace must be True or False, not {self._trace_on!r}")
+        if self.word_size.__class__ is not int or self.word_size not in (32, 64):
+            raise ValueError(f"word_size must be 64 or 32 (bits), not {self.word_size!r}")
+        if self.bpf_preload not in (None, "builtin"):
+            raise ValueError(
+                f"bpf_preload must be None or 'builtin' (CONFIG_BPF_PRELOAD_UMD=y), "
+                f"not {self.bpf_preload!r}"
+            )
         tracer = self.tracer = Tracer() if self._trace_on else None
         self.sanitizer = Sanitizer(self.on_bug, tracer=tracer)
         self.faults.tracer = tracer
@@ -116,6 +130,10 @@ class KernelContext:
             raise ValueError("smp_init: this kernel already has its simulated CPUs")
         self.smp = smp
         self.rcu.smp = smp
+
+    def ulong(self, value: int) -> int:
+        """``value`` as the kernel's ``unsigned long`` holds it: the low 32 bits on 32-bit."""
+        return value if self.word_size == 64 else value & 0xFFFFFFFF
 
     def _alloc_addr(self) -> int:
         """A fresh simulated kernel address for a new slab object (what reports print)."""

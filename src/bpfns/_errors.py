@@ -6,7 +6,7 @@ Three families, for three kinds of trouble:
   the real kernel returns (``e.errno == errno.ENOSPC``). A call that raises it leaves the
   world as it was, except for what the kernel itself leaves behind (documented per call).
 * :class:`KernelBug` (:class:`UseAfterFree`, :class:`UninitializedRead`,
-  :class:`NullPointerDereference`): the posted C code
+  :class:`NullPointerDereference`, :class:`SlabOutOfBounds`): the posted C code
   would have touched memory it must not; the sanitizer (KASAN/KMSAN model) caught it.
 * :class:`InvariantViolation`: :meth:`bpfns.Kernel.check` found a broken invariant.
 
@@ -24,14 +24,20 @@ if TYPE_CHECKING:
     from ._sanitizer import Report
 
 __all__ = [
+    "ENOTSUPP",
     "BpfnsError",
     "InvariantViolation",
     "KernelBug",
     "KernelWarning",
     "NullPointerDereference",
+    "SlabOutOfBounds",
     "UninitializedRead",
     "UseAfterFree",
 ]
+
+
+#: ``ENOTSUPP`` (524): a kernel-internal errno that some bpf() paths leak to userspace.
+ENOTSUPP = 524
 
 
 class BpfnsError(OSError):
@@ -55,13 +61,19 @@ class BpfnsError(OSError):
         code = self.errno or 0
         if code == _errno.EOPNOTSUPP:  # Python says ENOTSUP; the kernel returns EOPNOTSUPP
             return "EOPNOTSUPP"
+        if code == ENOTSUPP:  # not a userspace errno at all: Python has no name for it
+            return "ENOTSUPP"
         return _errno.errorcode.get(code, str(code))
 
     def __str__(self) -> str:
-        return f"[{self.errorcode}: {os.strerror(self.errno or 0)}] {self.strerror}"
+        code = self.errno or 0
+        text = "Operation not supported" if code == ENOTSUPP else os.strerror(code)
+        return f"[{self.errorcode}: {text}] {self.strerror}"
 
     def __repr__(self) -> str:
-        return f"BpfnsError(errno.{self.errorcode}, {self.strerror!r})"
+        code = self.errorcode
+        number = f"errno.{code}" if hasattr(_errno, code) else str(self.errno)
+        return f"BpfnsError({number}, {self.strerror!r})"
 
 
 class KernelWarning(UserWarning):
@@ -93,6 +105,10 @@ class UninitializedRead(KernelBug):
 
 class NullPointerDereference(KernelBug):
     """KASAN: null-ptr-deref (D8: ``current->nsproxy`` at exit; D10: a NULL ``owner`` op)."""
+
+
+class SlabOutOfBounds(KernelBug):
+    """KASAN: slab-out-of-bounds (D2: a record freed into a smaller level's cache, reused)."""
 
 
 class InvariantViolation(AssertionError):  # noqa: N818 - mirrors sortedcontainers' _check

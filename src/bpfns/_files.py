@@ -32,6 +32,8 @@ class FileKind(enum.Enum):
     BPF_MAP = "bpf-map"
     BPF_PROG = "bpf-prog"
     BPF_LINK = "bpf-link"
+    BTF = "btf"
+    PERF_EVENT = "perf_event"
     BPF_NS = "nsfs:bpf"
     USER_NS = "nsfs:user"
     PIDFD = "pidfd"

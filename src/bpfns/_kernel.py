@@ -12,13 +12,20 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ._args import INT_MAX, check_int
+from ._args import INT_MAX, INT_MIN, check_int, check_str
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import Namespace, ObjType, copy_bpfns, live_namespace, obj_type
-from ._bpf_object import BpfObject, LinkPrimer
+from ._bpf_object import (
+    BpfObject,
+    object_holds,
+)
 from ._checker import check_kernel, live_obj_ids
 from ._errors import BpfnsError
+from ._link import LinkPrimer
+from ._netdev import LOOPBACK_IFINDEX
 from ._obj_id import alloc_obj_id, free_obj_id
+from ._offload import unregister_netdev
+from ._preload import bpf_preload_load
 from ._sanitizer import Report
 from ._slab import KmemCache
 from ._snapshot import Leftover, Snapshot, World, find_leftovers, take_snapshot
@@ -72,6 +79,12 @@ class Kernel(TaskContext):
     """
 
     _trace_kind: ClassVar[str] = "kernel"
+
+    def __attrs_post_init__(self) -> None:
+        """Boot: the layers' state, then the late initcalls (the BPF preload, if built in)."""
+        super().__attrs_post_init__()
+        if self.bpf_preload == "builtin":
+            bpf_preload_load(self)
 
     def __repr__(self) -> str:
         preset = {RFC: "RFC", FIXED: "FIXED"}.get(self.behavior)
@@ -261,6 +274,70 @@ class Kernel(TaskContext):
         result: int = found.nr_ns(dst)
         return result
 
+    # -- network devices ------------------------------------------------------------
+
+    @traced
+    def register_netdev(self, name: str | None = None) -> int:
+        """``register_netdev``: a network device that can offload BPF maps; its ifindex.
+
+        The device is netdevsim-like: its driver has ``ndo_bpf``, so
+        ``map_create(..., map_ifindex=ifindex)`` offloads a hash or array map to it.
+        ``name`` defaults to ``sim<N>``. ``lo`` (ifindex 1) exists from boot and has no
+        BPF offload.
+
+        Raises:
+            TypeError: if ``name`` is not a str or None.
+            ValueError: if the name is empty, contains ``/`` or whitespace, is longer
+                than 15 characters (IFNAMSIZ) or is taken.
+
+        >>> k = Kernel()
+        >>> k.register_netdev(), k.register_netdev("eth1")
+        (2, 3)
+        """
+        taken = self.netdevs.names()
+        if name is None:
+            name = next(f"sim{i}" for i in range(len(taken) + 1) if f"sim{i}" not in taken)
+        check_str("name", name)
+        if not 0 < len(name) < 16 or any(c == "/" or c.isspace() for c in name):
+            raise ValueError(
+                f"netdev name {name!r}: 1 to 15 characters, no '/' or whitespace (IFNAMSIZ)"
+            )
+        if name in taken:
+            raise ValueError(f"netdev name {name!r} is taken; pick another")
+        self.step += 1
+        return self.netdevs.register(name).ifindex
+
+    @traced
+    def unregister_netdev(self, ifindex: int) -> None:
+        r"""``unregister_netdev``: remove a device; its offloaded maps lose their ids.
+
+        Each map bound to the device gets ``__bpf_map_offload_destroy``: its ids are
+        freed and ``map->id`` is zeroed while fds may still refer to it. As posted
+        (D5) ``map->obj_id`` keeps pointing at the freed record, and the next
+        ``obj_get_info_by_fd`` or fdinfo read of such an fd is a use-after-free; fixed,
+        the id reads 0. ``obj_get_info_by_fd`` then fails with ENODEV either way.
+
+        Raises:
+            TypeError, ValueError: if ``ifindex`` is not an int, names no device, or
+                names ``lo`` (which the kernel never unregisters).
+
+        >>> from bpfns import BPF_MAP_TYPE_HASH, FIXED
+        >>> k = Kernel(FIXED)
+        >>> dev = k.register_netdev()
+        >>> fd = k.init_task.map_create(BPF_MAP_TYPE_HASH, map_ifindex=dev)
+        >>> k.unregister_netdev(dev)
+        >>> "map_id:\t0" in k.init_task.read_fdinfo(k.init_task, fd)
+        True
+        """
+        check_int("ifindex", ifindex, INT_MIN, INT_MAX, "int")
+        dev = self.netdevs.lookup(ifindex)
+        if dev is None:
+            raise ValueError(f"unregister_netdev: no device has ifindex {ifindex}")
+        if ifindex == LOOPBACK_IFINDEX:
+            raise ValueError("unregister_netdev: lo is never unregistered")
+        self.step += 1
+        unregister_netdev(self, dev)
+
     # -- RCU ------------------------------------------------------------------------
 
     @traced
@@ -355,7 +432,22 @@ class Kernel(TaskContext):
             rcu_pending=self.rcu_pending,
             dmesg=tuple(self.dmesg),
             audit=tuple(self.audit_log),
+            boot_objects=self._boot_objects(),
+            netdevs=tuple((i, dev.name) for i, dev in self.netdevs.devices.items()),
+            btf_ids=tuple(self.btf_idr.ids()),
+            btf_cursor=self.btf_idr.cursor,
         )
+
+    def _boot_objects(self) -> list[BpfObject]:
+        """The built-in preload's links and everything they hold (a fresh kernel's too)."""
+        seen: dict[BpfObject, None] = {}
+        todo = list(self.preloaded)
+        while todo:
+            obj = todo.pop()
+            if obj not in seen and obj.refcnt:
+                seen[obj] = None
+                todo += [other for other, _ in object_holds(obj)]
+        return list(seen)
 
     def slabinfo(self) -> list[tuple[str, int]]:
         """``/proc/slabinfo``, reduced: ``(cache, objects allocated)`` for every cache.

@@ -207,8 +207,11 @@ class NsfsCommands:
         gives no ``get_parent`` op); ``NS_GET_USERNS`` runs ``open_related_ns``: it
         reserves an fd, then calls the missing ``owner`` op: as posted that is a
         NULL-pointer call (D10), reported by the sanitizer; with D10 fixed it returns a
-        new fd for the owner user namespace, if the caller is in it or below it (else
-        EPERM, and the fd is given back).
+        new fd for the owner user namespace if that is the caller's user namespace or a
+        descendant of it (``ns_get_owner`` walks up from the owner looking for the
+        caller's); else EPERM, and the fd is given back. On a 32-bit kernel
+        (``Kernel(word_size=32)``) with D14, ``NS_GET_NSTYPE``'s ``long`` holds
+        CLONE_NEWBPF truncated: 0.
 
         Raises:
             BpfnsError: EBADF; ENOTTY for an unknown request or a non-nsfs fd; EINVAL;
@@ -227,7 +230,9 @@ class NsfsCommands:
         if file.kind is not FileKind.BPF_NS:
             raise BpfnsError(errno.ENOTTY, f"fd {fd} is not an nsfs file")
         ns: Namespace = file.obj
-        if request == NS_GET_NSTYPE:
+        if request == NS_GET_NSTYPE:  # the ioctl returns a long (D14: 0 on 32-bit)
+            if k.behavior.d14_clone_flag_above_bit_31:
+                return k.ulong(CLONE_NEWBPF)
             return CLONE_NEWBPF
         if request == NS_GET_PARENT:
             raise einval("bpf namespaces have no get_parent operation")
@@ -246,8 +251,12 @@ class NsfsCommands:
             self.files.put_unused(new_fd)
             return 0  # record mode: the oops killed the call; nothing was returned
         try:
-            if not ns.user_ns.contains(self.cred.user_ns):
-                raise BpfnsError(errno.EPERM, "the owner user namespace is not yours")
+            if not self.cred.user_ns.contains(ns.user_ns):  # ns_get_owner's walk up
+                raise BpfnsError(
+                    errno.EPERM,
+                    "NS_GET_USERNS: the owner user namespace is not yours nor below yours "
+                    "(ns_get_owner walks up from the owner and never met your user namespace)",
+                )
             k.faults.inject(FaultSite.FILE)  # path_from_stashed: the owner's nsfs file
         except BpfnsError:
             self.files.put_unused(new_fd)

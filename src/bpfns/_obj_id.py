@@ -60,6 +60,7 @@ from ._bpf_namespace import (
     memory_reused_by,
     obj_type,
     put_bpfns,
+    refresh_fast_paths,
 )
 from ._errors import BpfnsError
 from ._fault import FaultSite
@@ -80,6 +81,7 @@ __all__ = [
     "publication_deferred",
     "publish_obj_id",
     "record_of",
+    "stale_nr_ns",
 ]
 
 _ALIVE = NsState.ALIVE
@@ -246,6 +248,24 @@ def bpf_obj_id_nr(obj_id: ObjId) -> int:
     return nr
 
 
+def stale_nr_ns(obj_id: ObjId, ns: Namespace) -> int:
+    """What ``bpf_obj_id_nr_ns`` reads through a pointer to a *freed* record (D5).
+
+    The slab does not clear a freed record, so it still holds its last user's
+    ``numbers[]``: the freed object's own, or those of whoever reuses the memory now.
+    The D6 switch applies as in :meth:`ObjId.nr_ns`; nothing is reported here (the
+    caller reports the use-after-free).
+    """
+    slot = obj_id._slot
+    if ns.level > slot.level:
+        return 0
+    i = slot.level - ns.level
+    nr, owner = slot.nrs[i], slot.nss[i]
+    if nr is None or (owner is not ns and not ns.kernel.behavior.d6_nr_ns_unchecked):
+        return 0
+    return nr
+
+
 def record_of(obj_id: ObjId) -> IdRecord:
     """The record (slab memory) ``obj_id`` points at, live or not: what the checks read."""
     return obj_id._slot
@@ -255,18 +275,18 @@ def record_of(obj_id: ObjId) -> IdRecord:
 
 
 def _ns_memory(k: NsContext, ns: Namespace, access: str, where: str) -> Namespace | None:
-    """Report a D2 use-after-free of the dead ``ns``; return whose memory it reaches.
+    """The memory an access to the dead ``ns`` reaches; a D2 use-after-free once freed.
 
-    That is ``ns`` itself while its RCU free is pending (its IDRs are destroyed, so a
-    removal finds nothing), the namespace now occupying its memory if it was freed and
-    reused, or None if the memory is free (the access then has no effect).
+    While its RCU free is pending (DESTROYED) the memory is still the namespace's and
+    valid: its IDRs are destroyed, so a removal finds nothing, and KASAN has nothing to
+    report. Once ``delayed_free_bpfns`` ran, the access is a use-after-free (reported);
+    it reaches the namespace now occupying that memory if it was reused, or nothing
+    (None: the access then has no effect).
     """
     if ns.state is NsState.DESTROYED:
-        state = "destroyed (put_bpfns reached zero; RCU free pending)"
-        target: Namespace | None = ns
-    else:
-        target = memory_reused_by(ns)
-        state = "freed" + (f", memory reused by {target!r}" if target is not None else "")
+        return ns
+    target = memory_reused_by(ns)
+    state = "freed" + (f", memory reused by {target!r}" if target is not None else "")
     k.sanitizer.report(
         "D2",
         BugKind.USE_AFTER_FREE,
@@ -445,11 +465,10 @@ def _alloc_obj_id(
         raise BpfnsError(
             errno.ENOMEM, "kmem_cache_alloc(obj_id_cachep) failed (injected allocation failure)"
         )
-    cache = ns.obj_id_cachep
-    slot = cache.alloc(None)
+    slot = _take_record(k, ns)
     handle = cls(slot, type_, obj)
     slot.owner = handle
-    level = slot.level = ns.level
+    level = ns.level
     nrs = slot.nrs
     if not isinstance(slot.nss, list):
         slot.nss = list(slot.nss)
@@ -496,11 +515,53 @@ def _alloc_obj_id(
         tmp = tmp.parent
         i -= 1
     slot.nss = ns.path  # the same namespaces: the record is intact (see free_obj_id)
+    if not ns.policy.adding:  # alloc_pid: the innermost namespace's init has exited
+        _refuse(k, ns, slot, type_)
     if deferred and not (cls is _KERNEL_HANDLE and publication_deferred(k)):
         publish_obj_id(k, handle)
     if not k.behavior.d2_obj_id_unpinned:
         get_bpfns(ns, "obj_id")
     return handle
+
+
+def _take_record(k: NsContext, ns: Namespace) -> IdRecord:
+    """``kmem_cache_alloc(ns->obj_id_cachep)``: a record, fitted if it was a stray."""
+    cache = ns.obj_id_cachep
+    strays = bool(cache.strays)
+    slot = cache.alloc(None)
+    if strays:
+        _fit_stray(k, ns, slot)
+    return slot
+
+
+def _fit_stray(k: NsContext, ns: Namespace, slot: IdRecord) -> None:
+    """A record from a cache that held strays: if it is one, it is the wrong size (D2).
+
+    A record of a shallower level has fewer ``numbers[]`` than ``ns`` needs: writing
+    the deeper entries runs past its end (slab-out-of-bounds, reported). A deeper
+    level's record is larger and merely wastes memory. Either way the record is this
+    cache's from now on: bpfns resizes it to the level (the bytes past a short record
+    belong to its neighbour), and the cache's namespaces get their fast paths back once
+    it holds no stray.
+    """
+    if slot.level != ns.level:
+        if slot.level < ns.level:
+            k.sanitizer.report(
+                "D2",
+                BugKind.OUT_OF_BOUNDS,
+                f"bpf_alloc_obj_id writes numbers[{slot.level + 1}..{ns.level}] past the "
+                f"end of a level-{slot.level} record (at {slot.addr:#x}) that "
+                f"bpf_free_obj_id freed into cache {ns.obj_id_cachep.name} through a "
+                "namespace pointer whose memory another level's namespace had reused",
+                "bpf_alloc_obj_id",
+                k.step,
+            )
+        size = ns.level + 1
+        slot.nrs = (slot.nrs + [None] * size)[:size]
+        slot.nss = (list(slot.nss) + [None] * size)[:size]
+        slot.level = ns.level
+    if not ns.obj_id_cachep.strays:
+        refresh_fast_paths(k, ns.obj_id_cachep)
 
 
 def publication_deferred(k: NsContext) -> bool:
@@ -546,6 +607,23 @@ def _fail(
         err.errno or 0,
         f"{ns.policy.caller}: level {failed} ({at.label()}): {err.strerror}",
     ) from None
+
+
+def _refuse(k: NsContext, ns: Namespace, slot: IdRecord, type_: ObjType) -> NoReturn:
+    """``alloc_pid`` after every level: PIDNS_ADDING is clear, so ENOMEM (kernel.md C.2).
+
+    Only the innermost namespace is checked. Every level's number is removed again
+    (``while (++i <= ns->level)`` from -1), the cursors stay advanced, and the cursor
+    reset of a namespace that never published a pid does not apply.
+    """
+    for level in range(slot.level + 1):
+        _remove_id(k, slot, level, type_, ns.policy.caller)
+    ns.obj_id_cachep.free(slot)
+    raise BpfnsError(
+        errno.ENOMEM,
+        f"{ns.policy.caller}: {ns.label()} takes no new pids: its init has exited "
+        "(PIDNS_ADDING is clear); fork in a live namespace instead",
+    )
 
 
 def _rollback(k: NsContext, slot: IdRecord, failed: int, type_: ObjType) -> None:
@@ -631,10 +709,15 @@ def _free_obj_id(k: NsContext, slot: IdRecord, type: ObjType) -> None:
     deepest: Namespace = slot.nss[0]  # type: ignore[assignment]
     for i in range(slot.level, -1, -1):
         _remove_id(k, slot, i, type, "bpf_free_obj_id")
+    cache = deepest.obj_id_cachep
     if deepest.state is not _ALIVE:
-        _ns_memory(k, deepest, "read of ns->obj_id_cachep", "bpf_free_obj_id")
-    # The per-level caches are never destroyed, so the freed namespace's cache pointer
-    # is still the right cache in practice.
-    deepest.obj_id_cachep.free(slot)
+        memory = _ns_memory(k, deepest, "read of ns->obj_id_cachep", "bpf_free_obj_id")
+        if memory is not None:  # the pointer as that memory holds it now
+            cache = memory.obj_id_cachep
+    if cache.size == slot.level + 1:
+        cache.free(slot)
+    else:  # reused by a namespace of another level: its cache, the wrong one
+        cache.free_stray(slot)
+        refresh_fast_paths(k, cache)
     if not k.behavior.d2_obj_id_unpinned:
         put_bpfns(deepest, "obj_id")

@@ -227,6 +227,8 @@ def _new_kernel(source: str, header: KernelCreated) -> Kernel:
             max_level=header.max_level,
             on_bug=header.on_bug,  # type: ignore[arg-type]  # Kernel checks the value
             ucount_max=header.ucount_max,
+            word_size=header.word_size,
+            bpf_preload=header.bpf_preload,
             trace=True,
         )
     except (TypeError, ValueError) as err:

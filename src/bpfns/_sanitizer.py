@@ -20,7 +20,13 @@ from typing import Literal
 
 import attrs
 
-from ._errors import KernelBug, NullPointerDereference, UninitializedRead, UseAfterFree
+from ._errors import (
+    KernelBug,
+    NullPointerDereference,
+    SlabOutOfBounds,
+    UninitializedRead,
+    UseAfterFree,
+)
 from ._trace import SanitizerReport, Tracer
 
 __all__ = ["BugKind", "OnBug", "Report", "Sanitizer", "bug_of"]
@@ -37,6 +43,7 @@ class BugKind(enum.Enum):
     USE_AFTER_FREE = "slab-use-after-free"
     UNINIT_VALUE = "uninit-value"
     NULL_DEREF = "null-ptr-deref"
+    OUT_OF_BOUNDS = "slab-out-of-bounds"
     SEMANTIC = "semantic"
 
 
@@ -44,6 +51,7 @@ _RAISES: dict[BugKind, type[KernelBug]] = {
     BugKind.USE_AFTER_FREE: UseAfterFree,
     BugKind.UNINIT_VALUE: UninitializedRead,
     BugKind.NULL_DEREF: NullPointerDereference,
+    BugKind.OUT_OF_BOUNDS: SlabOutOfBounds,
 }
 
 

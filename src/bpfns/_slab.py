@@ -101,7 +101,7 @@ class KmemCache(Generic[S]):
     (True, 'stale', 1)
     """
 
-    __slots__ = ("_freelist", "_new", "_next_addr", "name", "size", "total")
+    __slots__ = ("_freelist", "_new", "_next_addr", "name", "size", "strays", "total")
 
     def __init__(
         self,
@@ -117,6 +117,9 @@ class KmemCache(Generic[S]):
         self._freelist: list[S] = []
         #: how many objects were ever created
         self.total = 0
+        #: addresses of free objects of *another* cache that a ``kmem_cache_free`` with
+        #: the wrong cache pointer put on this one's free list (:meth:`free_stray`)
+        self.strays: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<KmemCache {self.name} size={self.size} active={self.active}>"
@@ -140,6 +143,8 @@ class KmemCache(Generic[S]):
         """``kmem_cache_alloc`` (or ``kmem_cache_zalloc`` with ``zero=True``)."""
         if self._freelist:
             slot = self._freelist.pop()
+            if self.strays:
+                self.strays.discard(slot.addr)
             if zero:
                 slot.zero()
         else:
@@ -154,8 +159,18 @@ class KmemCache(Generic[S]):
         slot.release()
         self._freelist.append(slot)
 
+    def free_stray(self, slot: S) -> None:
+        """``kmem_cache_free(this, slot)`` for an object of another cache.
+
+        Without ``CONFIG_SLAB_FREELIST_HARDENED`` nothing checks: the object joins this
+        cache's free list (and a later :meth:`alloc` hands it out at this cache's size).
+        """
+        self.free(slot)
+        self.strays.add(slot.addr)
+
     def _check(self) -> None:
         """Assert the internal invariants."""
+        assert self.strays <= {slot.addr for slot in self._freelist}, "a stray is not free"
         assert 0 <= self.active <= self.total
         assert not any(slot.live for slot in self._freelist)
         assert len({id(slot) for slot in self._freelist}) == len(self._freelist)

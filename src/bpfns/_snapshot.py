@@ -18,8 +18,14 @@ from typing import Any
 import attrs
 
 from ._bpf_namespace import Namespace
-from ._bpf_object import AuditRecord, BpfObject, LinkPrimer, SyscallTask
+from ._bpf_object import (
+    BpfObject,
+    PerfEvent,
+    SyscallTask,
+)
+from ._bpf_uapi import AuditRecord
 from ._files import FdTable, File
+from ._link import LinkPrimer
 from ._obj_id import ObjId
 from ._ucount import Ucounts, UcountType, UserNamespace
 
@@ -56,7 +62,15 @@ class LeftBehind:
     calls: tuple[str, ...]
 
 
-_CREATE = ("alloc_obj_id", "map_create", "prog_load", "link_prime", "link_create")
+_CREATE = (
+    "alloc_obj_id",
+    "map_create",
+    "prog_load",
+    "link_prime",
+    "link_create",
+    "raw_tracepoint_open",
+    "btf_load",
+)
 
 #: Everything a failed call may leave behind; anything else it changed is a bug. The
 #: docs table of the same name is this tuple (a test keeps them equal).
@@ -132,6 +146,8 @@ class Snapshot:
       ``primers``: ``(pid, fd, id)`` per pending link primer; ``pins``: ``(path, object
       index)``.
     * ``dmesg`` and ``audit``: the kernel log and the audit records.
+    * ``netdevs``: ``(ifindex, name)`` per network device; ``btf_ids``: the global BTF
+      ids (their IDR's cursor is the last row of ``cursors``).
 
     Compare two with ``==``; :meth:`changed` names the fields that differ.
     """
@@ -151,6 +167,8 @@ class Snapshot:
     pins: tuple[Any, ...] = ()
     dmesg: tuple[str, ...] = ()
     audit: tuple[Any, ...] = ()
+    netdevs: tuple[Any, ...] = ()
+    btf_ids: tuple[int, ...] = ()
 
     def changed(self, other: Snapshot) -> list[str]:
         """The names of the fields in which ``other`` differs from this snapshot.
@@ -243,6 +261,13 @@ class World:
     rcu_pending: tuple[str, ...]
     dmesg: tuple[str, ...]
     audit: tuple[AuditRecord, ...]
+    #: What the boot made and the kernel keeps (the built-in preload's objects).
+    boot_objects: Sequence[BpfObject] = ()
+    #: ``(ifindex, name)`` per network device.
+    netdevs: tuple[tuple[int, str], ...] = ()
+    #: The global BTF ids, and the ``btf_idr`` cursor.
+    btf_ids: tuple[int, ...] = ()
+    btf_cursor: int = 0
 
 
 def take_snapshot(w: World, slabinfo: list[tuple[str, int]], inums: tuple[int, ...]) -> Snapshot:
@@ -266,7 +291,10 @@ def take_snapshot(w: World, slabinfo: list[tuple[str, int]], inums: tuple[int, .
             )
             for ns in w.namespaces
         ),
-        cursors=tuple((ns.inum, tuple(idr.cursor for idr in ns.idr)) for ns in w.namespaces),
+        cursors=(
+            *((ns.inum, tuple(idr.cursor for idr in ns.idr)) for ns in w.namespaces),
+            ("btf_idr", (w.btf_cursor,)),
+        ),
         user_namespaces=tuple(
             (
                 i,
@@ -311,13 +339,14 @@ def take_snapshot(w: World, slabinfo: list[tuple[str, int]], inums: tuple[int, .
             for i, table in tables.values()
         ),
         objects=tuple(
-            (i, o.TYPE.name, o.id, o.refcnt, _nonzero(o.holders), o.name)
-            for o, i in objects.items()
+            (i, o.KIND, o.id, o.refcnt, _nonzero(o.holders), o.name) for o, i in objects.items()
         ),
         primers=tuple((p.task.pid, p.fd, p.id) for p in w.primers),
         pins=tuple((path, objects.get(obj, -1)) for path, obj in w.pins),
         dmesg=w.dmesg,
         audit=tuple(attrs.astuple(r) for r in w.audit),
+        netdevs=w.netdevs,
+        btf_ids=w.btf_ids,
     )
 
 
@@ -345,7 +374,12 @@ def find_leftovers(w: World, raw_records: list[ObjId]) -> list[Leftover]:
         for kind, n in zip(UcountType, uc.counts, strict=True):
             if n:
                 out.append(Leftover("ucount", f"{where}: {kind.sysctl}={n}"))
-    out += [Leftover("bpf object", f"{o!r} held by {o.holders}") for o in w.objects]
+    booted = {id(o) for o in w.boot_objects}
+    out += [
+        Leftover("bpf object", f"{o!r} held by {o.holders}")
+        for o in w.objects
+        if id(o) not in booted
+    ]
     out += [Leftover("id record", f"{h!r} of {h.obj!r}") for h in raw_records]
     out += [Leftover("pin", f"{path} -> {obj!r}") for path, obj in w.pins]
     out += [Leftover("link primer", repr(p)) for p in w.primers]
@@ -367,6 +401,8 @@ def _file_row(file: File, objects: dict[BpfObject, int], users: dict[UserNamespa
         target = obj.inum
     elif isinstance(obj, UserNamespace):
         target = users.get(obj, -1)
+    elif isinstance(obj, PerfEvent):
+        target = (obj.tracepoint, -1 if obj.prog is None else objects.get(obj.prog, -1))
     else:
         target = obj.pid if obj.alive else -1  # a pidfd's task
     return (file.kind.value, target, file.count)

@@ -32,16 +32,14 @@ from ._bpf_object import (
     BPF_FILE_KINDS,
     BPF_LINK_TYPE_PERF_EVENT,
     BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_ARRAY_OF_MAPS,
     BPF_OBJ_NAME_LEN,
     BPF_PROG_TYPE_KPROBE,
+    MAP_IN_MAP_TYPES,
     BpfLink,
     BpfMap,
     BpfObject,
     BpfProg,
-    LinkInfo,
-    LinkPrimer,
-    MapInfo,
-    ProgInfo,
     SyscallTask,
     bpf_audit_prog,
     bpf_file,
@@ -49,13 +47,18 @@ from ._bpf_object import (
     bpf_obj_get,
     bpf_obj_inc_not_zero,
     bpf_obj_put,
+    fdget,
+    map_offload_bind,
     object_info,
     syscall,
 )
+from ._bpf_uapi import BtfInfo, LinkInfo, MapInfo, ProgInfo
 from ._capability import Cap
 from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
+from ._link import LinkPrimer
+from ._map_in_map import bpf_map_meta_alloc
 from ._obj_id import (
     IDR_LOCK,
     KernelObjId,
@@ -66,6 +69,7 @@ from ._obj_id import (
     publication_deferred,
     publish_obj_id,
 )
+from ._offload import bpf_map_offload_map_alloc
 from ._trace import traced
 
 __all__ = ["BpfCommands", "BpfTask"]
@@ -106,7 +110,8 @@ def _bpfns_gate(task: BpfTask, what: str) -> None:
 
 def _bpf_file(task: BpfTask, fd: int, kinds: tuple[FileKind, ...] | None = None) -> File:
     """``fdget`` of a BPF object's fd (of one of ``kinds``, any BPF kind by default)."""
-    file = task._fdget(fd)  # the SyscallTask protocol: the task's own fd lookup
+    check_int("fd", fd, INT_MIN, INT_MAX, "int")
+    file = fdget(task, fd)
     allowed = kinds or tuple(BPF_FILE_KINDS)
     if file.kind not in allowed:
         names = "/".join(kind.value for kind in allowed)
@@ -196,13 +201,16 @@ def _map_create_common(
     key_size: object,
     value_size: object,
     max_entries: object,
+    map_ifindex: object,
+    inner_map_fd: object,
 ) -> bool:
     """Whether :func:`_map_create_args` would accept these arguments unchanged. O(1).
 
     The precheck of the common case: plain ints and a plain str in range, a cred in
     the initial user namespace with CAP_BPF or CAP_SYS_ADMIN (where ``capable()`` is
-    exactly "the cred holds the cap"). False means "not sure": the caller runs the full
-    check, which raises or returns the checked values; this never raises.
+    exactly "the cred holds the cap"), a host map (no ``map_ifindex``) of a type below
+    the map-in-map ones, no ``inner_map_fd``. False means "not sure": the caller runs
+    the full check, which raises or returns the checked values; this never raises.
     """
     cred = task.cred
     return bool(
@@ -217,8 +225,42 @@ def _map_create_common(
         and max_entries.__class__ is int
         and 0 < max_entries <= U32_MAX
         and map_type.__class__ is int
-        and 0 <= map_type <= U32_MAX
+        and 0 <= map_type < BPF_MAP_TYPE_ARRAY_OF_MAPS
+        and map_ifindex.__class__ is int
+        and not map_ifindex
+        and inner_map_fd is None
     )
+
+
+def _map_alloc(
+    task: BpfTask,
+    checked: tuple[int, str, int, int, int],
+    map_ifindex: object,
+    inner_map_fd: object,
+) -> BpfMap:
+    """``find_and_alloc_map`` off the common case: the type's own checks, then the map.
+
+    ``checked`` is what :func:`_map_create_args` returned; then come the offload and
+    map-in-map checks, in the kernel's order.
+    """
+    ifindex = check_int("map_ifindex", map_ifindex, 0, U32_MAX, "u32")
+    inner_fd = None
+    if inner_map_fd is not None:
+        inner_fd = check_int("inner_map_fd", inner_map_fd, INT_MIN, INT_MAX, "int")
+    type_, checked_name, key, value, entries = checked
+    meta = None
+    if type_ in MAP_IN_MAP_TYPES:  # fd_*_map_alloc_check, then bpf_map_meta_alloc
+        if value != 4:
+            raise BpfnsError(errno.EINVAL, "a map-in-map's value_size is 4 (an inner map fd)")
+        meta = bpf_map_meta_alloc(task, inner_fd)
+    if ifindex:
+        bpf_map_offload_map_alloc(task, type_, ifindex)
+    k = task.kernel
+    if k.faults.armed:
+        k.faults.inject(_BPF_OBJECT)  # map->ops->map_alloc
+    m = BpfMap(k, checked_name, 0, None, 1, {"file": 1}, type_, key, value, entries, ifindex)
+    m.inner_meta = meta
+    return m
 
 
 def _get_next_id(task: BpfTask, type_: ObjType, start_id: int) -> int:
@@ -251,9 +293,11 @@ def _get_fd_by_id(task: BpfTask, type_: ObjType, id_: int, open_flags: int = 0) 
     cmd = f"BPF_{type_.name}_GET_FD_BY_ID"
     check_int("id", id_, 0, U32_MAX, "u32")
     check_int("open_flags", open_flags, 0, U32_MAX, "u32")
-    if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY) or (open_flags == BPF_F_RDONLY | BPF_F_WRONLY):
-        raise BpfnsError(errno.EINVAL, f"{cmd}: invalid open_flags {open_flags:#x}")
+    if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY):  # BPF_OBJ_FLAG_MASK
+        raise BpfnsError(errno.EINVAL, f"{cmd}: unknown open_flags {open_flags:#x}")
     _bpfns_gate(task, cmd)
+    if open_flags == BPF_F_RDONLY | BPF_F_WRONLY:  # bpf_get_file_flag, after the gate
+        raise BpfnsError(errno.EINVAL, f"{cmd}: open_flags RDONLY|WRONLY is contradictory")
     smp = k.smp
     lock = IDR_LOCK[type_]
     if smp is not None:
@@ -313,14 +357,25 @@ class BpfCommands:
         key_size: int = 4,
         value_size: int = 4,
         max_entries: int = 1,
+        *,
+        map_ifindex: int = 0,
+        inner_map_fd: int | None = None,
     ) -> int:
         """``BPF_MAP_CREATE`` (libbpf ``bpf_map_create``): a new map; returns its fd.
 
-        The map gets an id in the caller's namespace and every ancestor.
+        The map gets an id in the caller's namespace and every ancestor. A non-zero
+        ``map_ifindex`` offloads it to that network device
+        (:meth:`bpfns.Kernel.register_netdev`; unregistering the device destroys its
+        maps' ids, D5). A map-in-map (``BPF_MAP_TYPE_ARRAY_OF_MAPS``, ``HASH_OF_MAPS``)
+        takes its inner-map template from ``inner_map_fd`` (value size 4: an fd).
 
         Raises:
             BpfnsError: EPERM without CAP_BPF/CAP_SYS_ADMIN; EINVAL for a name longer
-                than 15 characters or zero sizes; ENOSPC/ENOMEM if the ids cannot be
+                than 15 characters or zero sizes; for an offloaded map: EPERM without
+                CAP_SYS_ADMIN, EINVAL for a type other than hash or array or an unknown
+                ifindex, EOPNOTSUPP for ``lo``; for a map-in-map: EINVAL unless
+                ``value_size`` is 4, EBADF/EINVAL for a bad ``inner_map_fd`` or a
+                map-in-map as template; ENOSPC/ENOMEM if the ids cannot be
                 allocated (FIXED) -- as posted the call instead **returns 0** and frees
                 the map (D3); EMFILE if the file table is full, or ENOMEM when an
                 injected allocation fails (after the ids: they were allocated and freed
@@ -334,18 +389,26 @@ class BpfCommands:
         >>> t.obj_get_info_by_fd(t.map_create(name="counters")).id
         1
         """
-        if not _map_create_common(self, map_type, name, key_size, value_size, max_entries):
-            map_type, name, key_size, value_size, max_entries = _map_create_args(
-                self, map_type, name, key_size, value_size, max_entries
-            )
         k = self.kernel
-        if k.faults.armed:
-            k.faults.inject(_BPF_OBJECT)  # map->ops->map_alloc
-        # id 0, no record yet, one reference: the file's (the fields in order)
-        new = BpfMap(k, name, 0, None, 1, {"file": 1}, map_type, key_size, value_size, max_entries)
+        if _map_create_common(
+            self, map_type, name, key_size, value_size, max_entries, map_ifindex, inner_map_fd
+        ):
+            if k.faults.armed:
+                k.faults.inject(_BPF_OBJECT)  # map->ops->map_alloc
+            # id 0, no record yet, one reference: the file's (the fields in order)
+            new = BpfMap(
+                k, name, 0, None, 1, {"file": 1}, map_type, key_size, value_size, max_entries
+            )
+        else:
+            checked = _map_create_args(self, map_type, name, key_size, value_size, max_entries)
+            new = _map_alloc(self, checked, map_ifindex, inner_map_fd)
         failed = _alloc_ids(self, new, None)  # D3: the map is freed, fd 0
         if failed is not None:
             return failed
+        if new.ifindex:
+            dev = k.netdevs.lookup(new.ifindex)
+            assert dev is not None  # checked by _map_alloc; a syscall does not yield
+            map_offload_bind(new, dev)
         return _install(self, new)
 
     @syscall("bpf(BPF_PROG_LOAD)")
@@ -588,6 +651,9 @@ class BpfCommands:
     def map_get_fd_by_id(self: BpfTask, id: int, open_flags: int = 0) -> int:
         """``BPF_MAP_GET_FD_BY_ID``: an fd for map ``id`` of the caller's namespace.
 
+        The checks run in the kernel's order: the flag mask (EINVAL), the capability
+        (EPERM), then ``bpf_get_file_flag`` (EINVAL for RDONLY|WRONLY).
+
         Raises:
             BpfnsError: EINVAL for bad ``open_flags``; EPERM as
                 :meth:`map_get_next_id`; ENOENT if the caller's namespace has no such map
@@ -628,7 +694,7 @@ class BpfCommands:
     # -- introspection ------------------------------------------------------------------
 
     @syscall("bpf(BPF_OBJ_GET_INFO_BY_FD)")
-    def obj_get_info_by_fd(self: BpfTask, fd: int) -> MapInfo | ProgInfo | LinkInfo:
+    def obj_get_info_by_fd(self: BpfTask, fd: int) -> MapInfo | ProgInfo | LinkInfo | BtfInfo:
         """``BPF_OBJ_GET_INFO_BY_FD``: info with ids as seen from the caller's namespace.
 
         Raises:
@@ -639,7 +705,7 @@ class BpfCommands:
         >>> c = k.init_task.clone(CLONE_NEWBPF)
         >>> _ = k.init_task.map_create()
         >>> c.obj_get_info_by_fd(c.map_create(name="mine"))
-        MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine')
+        MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine', ifindex=0)
         """
         return object_info(_bpf_file(self, fd).obj)
 

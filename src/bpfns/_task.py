@@ -31,16 +31,19 @@ from ._bpf_namespace import (
     put_bpfns,
 )
 from ._bpf_object import BPF_FILE_KINDS, BpfContext, fput, object_fdinfo, put_files, syscall
+from ._btf import BtfCommands
 from ._capability import ALL_CAPS, Cap, Cred, cap_capable
 from ._errors import BpfnsError, KernelBug
 from ._fault import FaultSite
 from ._files import FdTable, File, FileKind
 from ._idr import Idr, idr_alloc_cyclic, idr_remove
+from ._map_in_map import MapElemCommands
 from ._nsfs import (
     CLONE_FILES,
     CLONE_FS,
     CLONE_NEW_STD,
     CLONE_NEWPID,
+    CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_SIGHAND,
     CLONE_SYSVSEM,
@@ -51,6 +54,7 @@ from ._nsfs import (
     einval,
     task_lock_name,
 )
+from ._perf import PerfCommands
 from ._policy import PID_MAX_LIMIT
 from ._syscall import BpfCommands
 from ._trace import TaskCreated, Tracer, traced
@@ -76,6 +80,16 @@ __all__ = [
 
 #: The flags that make ``copy_namespaces`` build a new nsproxy (CLONE_NEWUSER does not).
 _CLONE_NEW_NSPROXY = (CLONE_NEW_STD & ~CLONE_NEWUSER) | CLONE_NEWBPF
+#: The exit-signal byte of the legacy clone() flags, and clone3's flags it must not set.
+CSIGNAL = 0x000000FF
+CLONE_DETACHED = 0x00400000
+CLONE_CLEAR_SIGHAND = 0x100000000
+CLONE_INTO_CGROUP = 0x200000000
+#: ``clone3_args_valid``: every flag clone3 knows (CLONE_LEGACY_FLAGS, the two u64-only
+#: flags, and the RFC's CLONE_NEWBPF).
+_CLONE3_OK = 0xFFFFFFFF | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_NEWBPF
+#: The flags a clone3 caller must leave clear (the exit signal has its own field).
+_CLONE3_NEVER = CLONE_DETACHED | (CSIGNAL & ~CLONE_NEWTIME)
 #: ``check_unshare_flags``: what unshare() accepts (patch 01 adds CLONE_NEWBPF).
 _UNSHARE_OK = (
     (CLONE_THREAD | CLONE_FS | CLONE_SIGHAND | CLONE_VM | CLONE_FILES | CLONE_SYSVSEM)
@@ -161,7 +175,7 @@ class TaskContext(BpfContext):
 
 
 @attrs.define(eq=False, repr=False)
-class Task(BpfCommands, NsfsCommands):
+class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands):
     """A simulated task (``struct task_struct``).
 
     Get the first one from :attr:`bpfns.Kernel.init_task` and make more with
@@ -257,6 +271,23 @@ class Task(BpfCommands, NsfsCommands):
         """
         target = live_user_ns(ns, "ns", self.kernel.init_user_ns)
         return cap_capable(self.cred, target, _cap(cap))
+
+    def find_vpid(self, pid: int) -> Task:
+        """``find_task_by_vpid``: the live task with ``pid`` as this task sees it.
+
+        bpfns has one pid space (no pid namespaces for tasks), so that is the task with
+        that global pid.
+
+        Raises:
+            BpfnsError: ESRCH if no live task has ``pid``.
+            TypeError, ValueError: if ``pid`` is not a pid.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.find_vpid(t.clone().pid).pid
+        2
+        """
+        return self.kernel.find_task(pid)
 
     def _oops(self) -> None:
         """An oops in a syscall of this task: ``make_task_dead`` (see :func:`syscall`)."""
@@ -354,7 +385,9 @@ class Task(BpfCommands, NsfsCommands):
         reverse order, so nothing changes.
 
         Raises:
-            BpfnsError: EINVAL for invalid flag combinations (CLONE_THREAD without
+            BpfnsError: EINVAL for flags clone3 does not know (``clone3_args_valid``:
+                bits above the known ones, the exit-signal byte, CLONE_DETACHED), and
+                for invalid flag combinations (CLONE_THREAD without
                 CLONE_SIGHAND, CLONE_SIGHAND without CLONE_VM, CLONE_THREAD with
                 CLONE_NEWUSER or CLONE_NEWPID; with D19 fixed, CLONE_NEWUSER with
                 CLONE_NEWBPF); EPERM without CAP_SYS_ADMIN in the child's user namespace
@@ -375,7 +408,14 @@ class Task(BpfCommands, NsfsCommands):
         k = self.kernel
         flags = check_int("flags", flags, 0, 2**64 - 1, "u64")
         if check_bool("legacy", legacy):
-            flags &= 0xFFFFFFFF  # clone(unsigned long flags, ...) on the old ABI
+            # clone(unsigned long flags, ...): the low 32 bits, less the exit signal
+            flags &= 0xFFFFFFFF & ~CSIGNAL
+        elif flags & ~_CLONE3_OK or flags & _CLONE3_NEVER:  # clone3_args_valid
+            bad = flags & (~_CLONE3_OK | _CLONE3_NEVER)
+            raise einval(
+                f"clone3 does not accept flags {bad:#x} (clone3_args_valid); the exit "
+                "signal and CLONE_DETACHED are not clone3 flags"
+            )
         label = check_label("name", name)
         ns_label = check_label("ns_name", ns_name)
         self._check_clone_flags(flags)
@@ -440,6 +480,9 @@ class Task(BpfCommands, NsfsCommands):
         """``copy_namespaces``: share the nsproxy, or build one (``create_new_namespaces``)."""
         assert self.nsproxy is not None
         old = self.nsproxy
+        k = self.kernel
+        if k.behavior.d14_clone_flag_above_bit_31:  # copy_namespaces(unsigned long flags)
+            flags = k.ulong(flags)
         if not flags & _CLONE_NEW_NSPROXY:
             old.count += 1
             return old
@@ -477,7 +520,8 @@ class Task(BpfCommands, NsfsCommands):
         ``unshare_nsproxy_namespaces``, then the switch; a failure puts what was built.
 
         Raises:
-            BpfnsError: EINVAL for flags ``unshare`` does not accept, for
+            BpfnsError: EINVAL for flags ``unshare`` does not accept (on a 32-bit
+                kernel with D14, CLONE_NEWBPF itself: the flag does not fit), for
                 CLONE_NEWUSER in a multi-threaded process, and (D19 fixed) for
                 CLONE_NEWUSER|CLONE_NEWBPF; EPERM without CAP_SYS_ADMIN in the (possibly
                 new) user namespace; ENOMEM when an injected allocation fails; the
@@ -494,6 +538,13 @@ class Task(BpfCommands, NsfsCommands):
         """
         flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
         ns_label = check_label("ns_name", ns_name)
+        k = self.kernel
+        if k.behavior.d14_clone_flag_above_bit_31 and k.ulong(flags) != flags:
+            raise einval(
+                f"unshare({flags:#x}): a 32-bit kernel's unsigned long cannot hold flag "
+                f"bits above bit 31 ({flags & ~0xFFFFFFFF:#x}: CLONE_NEWBPF is 0x400000000, "
+                "D14); unshare cannot create a BPF namespace there"
+            )
         if flags & ~_UNSHARE_OK:
             raise einval(f"unshare does not accept flags {flags & ~_UNSHARE_OK:#x}")
         if flags & CLONE_FILES:
@@ -620,7 +671,8 @@ class Task(BpfCommands, NsfsCommands):
         (``bpfns_get``/``bpfns_put``), so the fd keeps an emptied namespace alive.
 
         Raises:
-            BpfnsError: ESRCH if no live task has ``pid``; EMFILE if the file table is
+            BpfnsError: ENOENT if no live task has ``pid`` (there is no
+                ``/proc/<pid>`` directory); EMFILE if the file table is
                 full; ENOMEM when an injected allocation fails; ENOENT if the task is
                 exiting on another simulated CPU (see :func:`bpfns._nsfs.bpfns_get`).
             TypeError, ValueError: if ``pid`` is not None or a pid.
@@ -633,7 +685,12 @@ class Task(BpfCommands, NsfsCommands):
         (True, True)
         """
         k = self.kernel
-        target = self if pid is None else k.find_task(pid)
+        try:
+            target = self if pid is None else k.find_task(pid)
+        except BpfnsError:  # proc_pid_lookup finds no such directory
+            raise BpfnsError(
+                errno.ENOENT, f"/proc/{pid}/ns/bpf: no such file (no live task has pid {pid})"
+            ) from None
         files = self.files
         assert files is not None
         fd = files.reserve()  # get_unused_fd_flags comes before the path walk

@@ -61,6 +61,10 @@ class KernelView(Protocol):
     @property
     def ucount_max(self) -> int: ...
     @property
+    def word_size(self) -> int: ...
+    @property
+    def bpf_preload(self) -> str | None: ...
+    @property
     def init_user_ns(self) -> object: ...
     @property
     def init_ns(self) -> NsView: ...
@@ -87,7 +91,7 @@ __all__ = [
     "check_structure",
 ]
 
-TRACE_FORMAT = 1
+TRACE_FORMAT = 2
 #: The enums a call argument may name in a trace (what :func:`bpfns.replay` decodes).
 REPLAYABLE_ENUMS = ("ObjType", "Cap", "FaultSite", "UcountType")
 #: The longest ``{"opaque": repr}`` a trace keeps.
@@ -124,6 +128,8 @@ class KernelCreated(Event):
     max_level: int
     on_bug: str
     ucount_max: int
+    word_size: int
+    bpf_preload: str | None
 
 
 @attrs.frozen
@@ -603,6 +609,8 @@ class Tracer:
                 k.max_level,
                 k.on_bug,
                 k.ucount_max,
+                k.word_size,
+                k.bpf_preload,
             )
         )
         self.ref(k.init_user_ns)

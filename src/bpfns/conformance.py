@@ -38,18 +38,23 @@ import attrs
 
 from ._args import INT_MAX
 from ._errors import BpfnsError
+from ._obj_id import ObjId
 from .pidns import PidKernel
 
 __all__ = [
+    "PID_RULES",
     "BpfResult",
     "Event",
     "Mismatch",
     "Step",
     "compare",
     "generate_pid_scenario",
+    "parse_nspid",
     "run_bpf_scenario",
+    "run_pid_rules",
     "run_pid_scenario",
     "run_table",
+    "simulate_pid_rules",
     "simulate_pid_scenario",
     "unavailable",
 ]
@@ -248,12 +253,26 @@ def _unshare_newpid() -> None:  # pragma: no cover - runs in a child process
         raise OSError(err, os.strerror(err))
 
 
+def parse_nspid(status: str) -> list[int]:
+    r"""The numbers of the ``NSpid:`` line of a ``/proc/<pid>/status`` text, viewer's first.
+
+    :meth:`bpfns.pidns.PidKernel.nspid` formats the same line (kernel.md C.8).
+
+    Raises:
+        ValueError: if the text has no NSpid line.
+
+    >>> parse_nspid("Name:\tsh\nNSpid:\t5000\t42\t1\n")
+    [5000, 42, 1]
+    """
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            return [int(x) for x in line.split()[1:]]
+    raise ValueError("no NSpid line in this /proc/<pid>/status text")
+
+
 def _nspid() -> list[int]:
     with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("NSpid:"):
-                return [int(x) for x in line.split()[1:]]
-    raise RuntimeError("no NSpid line in /proc/self/status")  # pragma: no cover
+        return parse_nspid(status.read())
 
 
 def _send(fd: int, obj: object) -> None:
@@ -469,6 +488,125 @@ def run_pid_scenario(steps: list[Step]) -> list[Event]:
     return events
 
 
+# -- the pid rules: set_tid, and ENOMEM after the init's exit ------------------------------
+
+#: ``clone3`` (the same number on x86_64 and aarch64) and ``sizeof(struct clone_args)``.
+_NR_CLONE3 = 435
+_CLONE_ARGS = struct.Struct("11Q")
+#: What :func:`run_pid_rules` does, in order: (label, set_tid or None for a plain fork).
+PID_RULES: tuple[tuple[str, tuple[int, ...] | None], ...] = (
+    ("set_tid [5] before the init", (5,)),
+    ("set_tid [1]: the init", (1,)),
+    ("set_tid [5]", (5,)),
+    ("set_tid [5] again", (5,)),
+    ("set_tid [0]", (0,)),
+    ("fork", None),
+    ("fork after the init exited", None),
+)
+
+
+def simulate_pid_rules() -> list[Event]:
+    """:data:`PID_RULES` on :class:`bpfns.pidns.PidKernel`: what the model predicts.
+
+    The events name the innermost pid (the scenario namespace's), or the errno.
+
+    >>> [e.error or e.numbers[0] for e in simulate_pid_rules()]
+    ['EINVAL', 1, 5, 'EEXIST', 'EINVAL', 2, 'ENOMEM']
+    """
+    pk = PidKernel()
+    ns = pk.create_namespace(pk.root)
+    events: list[Event] = []
+    pids: list[ObjId] = []
+    for i, (label, set_tid) in enumerate(PID_RULES):
+        if i == len(PID_RULES) - 1:  # the init exits: its namespace's processes go first
+            for pid in reversed(pids):
+                pk.free_pid(pid)
+        try:
+            pid = pk.alloc_pid(ns, set_tid or ())
+        except BpfnsError as e:
+            events.append(Event(label, 1, error=e.errorcode))
+            continue
+        pids.append(pid)
+        events.append(Event(label, 1, (pid.numbers[-1].nr,)))
+    return events
+
+
+def _clone3(set_tid: tuple[int, ...] | None) -> int:  # pragma: no cover - in the children
+    """``clone3`` with ``set_tid`` (a plain fork for None); the pid, or -errno."""
+    if set_tid is None:
+        try:
+            return os.fork()
+        except OSError as e:
+            return -(e.errno or 0)
+    tids = (ctypes.c_int * len(set_tid))(*set_tid)
+    set_tid_ptr = ctypes.addressof(tids)
+    raw = _CLONE_ARGS.pack(0, 0, 0, 0, signal.SIGCHLD, 0, 0, 0, set_tid_ptr, len(tids), 0)
+    args = ctypes.create_string_buffer(raw, len(raw))
+    libc = _libc()
+    ret: int = libc.syscall(_NR_CLONE3, args, ctypes.c_size_t(len(raw)))
+    return -ctypes.get_errno() if ret < 0 else ret
+
+
+def _rule(report: int, label: str, set_tid: tuple[int, ...] | None) -> int:  # pragma: no cover
+    """Run one rule; a child pauses (to keep its pid) until the init kills it."""
+    pid = _clone3(set_tid)
+    if pid == 0:
+        if os.getpid() == 1:
+            return 0  # the init: the caller goes on as it
+        while True:
+            signal.pause()
+    if pid < 0:
+        _send(report, {"op": label, "error": errno.errorcode.get(-pid, str(-pid))})
+    elif set_tid != (1,):
+        _send(report, {"op": label, "pid": pid})
+    return pid
+
+
+def _pid_rules_launcher(report: int) -> None:  # pragma: no cover - in a child process
+    _unshare_newpid()
+    first, init_rule, *middle, last = PID_RULES
+    _rule(report, *first)
+    init = _rule(report, *init_rule)
+    if init == 0:  # the init: its own pid is the event, then the rules inside
+        _send(report, {"op": init_rule[0], "pid": os.getpid()})
+        children = [pid for pid in (_rule(report, *r) for r in middle) if pid > 0]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os._exit(0)
+    if init > 0:
+        os.waitpid(init, 0)  # zap_pid_ns_processes has run: PIDNS_ADDING is clear
+    pid = _rule(report, *last)
+    if pid > 0:
+        os.waitpid(pid, 0)
+
+
+def run_pid_rules() -> list[Event]:
+    """:data:`PID_RULES` on the live kernel, in a fresh pid namespace; the observed events.
+
+    A launcher unshares a pid namespace and asks clone3 for exact pids (``set_tid``)
+    before and after the namespace has an init; the init asks for more and forks; once
+    the init has exited, the launcher (whose ``pid_ns_for_children`` is still that
+    namespace) forks once more, which the kernel refuses with ENOMEM (kernel.md C.6).
+
+    Raises:
+        RuntimeError: if :func:`unavailable` gives a reason.
+    """
+    reason = unavailable()
+    if reason is not None:
+        raise RuntimeError(f"the live pid driver cannot run here: {reason}")
+    r, w = os.pipe()
+    launcher = os.fork()
+    if launcher == 0:  # pragma: no cover - child
+        os.close(r)
+        _child(w, _pid_rules_launcher)
+    os.close(w)
+    got = list(_lines(r))
+    os.close(r)
+    os.waitpid(launcher, 0)
+    return [Event(e["op"], 1, () if "pid" not in e else (e["pid"],), e.get("error")) for e in got]
+
+
 # -- the BPF driver ------------------------------------------------------------------------
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280}
@@ -650,6 +788,8 @@ def run_table(seed: int, scenarios: int, rounds: int = 80) -> list[Row]:
                 f"pid seed {seed + i}", len(live), len(compare(live, simulate_pid_scenario(steps)))
             )
         )
+    live = run_pid_rules()
+    rows.append(Row("pid set_tid, ENOMEM", len(live), len(compare(live, simulate_pid_rules()))))
     for kind in ("map", "prog", "link"):
         result = run_bpf_scenario(kind, seed)
         rows.append(Row(f"bpf {kind} ids", result.events, len(result.mismatches)))

@@ -14,8 +14,14 @@ holds no pid), NULL placeholders published with ``idr_replace``. This flavour is
 >>> [n.nr for n in pid.numbers]
 [1, 1]
 
-Not modelled: ``set_tid`` (clone3's exact pids), the PIDNS_ADDING state (a namespace
-whose init exited refuses forks with ENOMEM), and pid types other than PIDTYPE_PID.
+``set_tid`` (clone3's exact pids, innermost first) and the PIDNS_ADDING state are
+modelled: freeing a namespace's init (its pid 1: the init exited and was reaped,
+``zap_pid_ns_processes``) clears PIDNS_ADDING, and every later :meth:`PidKernel.alloc_pid`
+with that namespace innermost fails with ENOMEM. The root is ``init_pid_ns``'s twin:
+inode number 0xEFFFFFFC, refcount 2, record caches ``pid`` and ``pid_<level + 1>``.
+:meth:`PidKernel.nspid` formats the ``NSpid:`` line of ``/proc/<pid>/status``. Not
+modelled: pid types other than PIDTYPE_PID, and ``set_tid``'s capability check (the
+model's caller is privileged).
 """
 
 from __future__ import annotations
@@ -33,7 +39,12 @@ from ._obj_id import ObjId
 from ._policy import PID_MAX_LIMIT, PID_MAX_MIN, RESERVED_PIDS, PidPolicy
 from ._ucount import UcountType
 
-__all__ = ["PID_MAX_LIMIT", "RESERVED_PIDS", "PidKernel", "PidPolicy"]
+__all__ = ["PID_MAX_LIMIT", "PROC_PID_INIT_INO", "RESERVED_PIDS", "PidKernel", "PidPolicy"]
+
+#: ``PROC_PID_INIT_INO``: the initial pid namespace's fixed inode number (kernel.md E.2).
+PROC_PID_INIT_INO = 0xEFFFFFFC
+#: ``MAX_PID_NS_LEVEL``: clone3 refuses a longer ``set_tid``.
+_MAX_PID_NS_LEVEL = 32
 
 _PIDS = ObjType.MAP  # a pid namespace has one IDR; bpfns keeps it in slot 0
 
@@ -43,6 +54,11 @@ class _PidCore(Kernel):
     """A Kernel whose namespaces are pid namespaces."""
 
     ns_ucount = UcountType.PID_NAMESPACES
+    #: ``init_pid_ns``: ``ns.count = 2``, inode 0xEFFFFFFC (kernel.md C.1)
+    init_ns_count = 2
+    init_ns_inum = PROC_PID_INIT_INO
+    #: ``create_pid_cachep``: ``"pid_%u"`` of ``level + 1`` (level 0 uses "pid")
+    cache_name = "pid_{}"
 
     def _new_policy(self) -> PidPolicy:
         return PidPolicy()
@@ -57,6 +73,9 @@ class PidKernel:
     """
 
     core: Kernel = attrs.field(factory=lambda: _PidCore(FIXED), repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _policy(self.root).child_reaper = True  # init_pid_ns.child_reaper = &init_task
 
     @property
     def root(self) -> Namespace:
@@ -95,9 +114,7 @@ class PidKernel:
             raise BpfnsError(
                 errno.EINVAL, f"pid_max={value} is outside [{PID_MAX_MIN}, {PID_MAX_LIMIT}]"
             )
-        policy = live.policy
-        assert isinstance(policy, PidPolicy)
-        policy.pid_max = value
+        _policy(live).pid_max = value
 
     def pid_max(self, ns: Namespace) -> int:
         """Read ``/proc/sys/kernel/pid_max`` of ``ns``.
@@ -106,24 +123,76 @@ class PidKernel:
         >>> pk.pid_max(pk.root)
         4194304
         """
-        policy = live_namespace(ns, "ns", self.core).policy
-        assert isinstance(policy, PidPolicy)
-        return policy.pid_max
+        return _policy(live_namespace(ns, "ns", self.core)).pid_max
 
-    def alloc_pid(self, ns: Namespace) -> ObjId:
-        """``alloc_pid(ns)``: a pid with one number per level; ``numbers[0]`` is the root's.
+    def alloc_pid(self, ns: Namespace, set_tid: tuple[int, ...] = ()) -> ObjId:
+        """``alloc_pid(ns, set_tid)``: a pid, one number per level (``numbers[0]``: the root's).
+
+        ``set_tid`` (clone3) asks for exact numbers, innermost level first:
+        ``set_tid[0]`` in ``ns``, ``set_tid[1]`` in its parent, ... (kernel.md C.2);
+        an exact number does not move the cursor. A pid numbered 1 in ``ns`` makes it
+        the namespace's init (``child_reaper``).
 
         Raises:
             BpfnsError: EAGAIN if any level has no free pid below its pid_max (the
-                deeper levels' cursors stay advanced, as in the kernel).
+                deeper levels' cursors stay advanced, as in the kernel); ENOMEM if the
+                init of ``ns`` has exited (PIDNS_ADDING is clear); for ``set_tid``:
+                EINVAL if it is longer than ``ns.level + 1`` or 32, or an entry is
+                outside ``[1, pid_max)`` or is not 1 in a namespace without an init,
+                EEXIST if that number is taken.
+            TypeError, ValueError: for a bad namespace or ``set_tid``.
 
         >>> pk = PidKernel()
         >>> ns = pk.create_namespace(pk.root)
         >>> pk.set_pid_max(ns, 301)
         >>> [pk.alloc_pid(ns).numbers[1].nr for _ in range(3)]
         [1, 2, 3]
+        >>> pk.alloc_pid(ns, set_tid=(42,)).numbers[1].nr
+        42
         """
-        return self.core.alloc_obj_id(ns, object(), _PIDS)
+        live = live_namespace(ns, "ns", self.core)
+        if not isinstance(set_tid, tuple | list):
+            raise TypeError(f"set_tid must be a tuple of pids, not {type(set_tid).__name__}")
+        tids = [check_int("set_tid[]", tid, -(2**31), 2**31 - 1, "pid_t") for tid in set_tid]
+        if len(tids) > _MAX_PID_NS_LEVEL or len(tids) > live.level + 1:
+            raise BpfnsError(
+                errno.EINVAL,
+                f"set_tid has {len(tids)} entries; {live.label()} has {live.level + 1} levels",
+            )
+        levels = list(live.ancestors())  # innermost first, as set_tid is
+        for level_ns, tid in zip(levels, tids, strict=False):
+            _policy(level_ns).requested = tid
+        try:
+            pid = self.core.alloc_obj_id(live, object(), _PIDS)
+        finally:
+            for level_ns in levels:
+                _policy(level_ns).requested = None
+        if pid.numbers[-1].nr == 1:  # copy_process: is_child_reaper
+            _policy(live).child_reaper = True
+        return pid
+
+    def nspid(self, pid: ObjId, ns: Namespace) -> str:
+        r"""The ``NSpid:`` line of ``/proc/<pid>/status`` read in a procfs of ``ns``.
+
+        One tab-separated field per level from the viewer's down to the pid's own,
+        the viewer's number first (fs/proc/array.c ``task_state``, kernel.md C.8).
+
+        Raises:
+            BpfnsError: ENOENT if ``pid`` has no number in ``ns`` (the task is not in
+                that procfs).
+            TypeError, ValueError: for a freed pid or a bad namespace.
+
+        >>> pk = PidKernel()
+        >>> inner = pk.create_namespace(pk.create_namespace(pk.root))
+        >>> pid = pk.alloc_pid(inner)
+        >>> pk.nspid(pid, pk.root), pk.nspid(pid, inner)
+        ('NSpid:\t1\t1\t1', 'NSpid:\t1')
+        """
+        live = live_namespace(ns, "ns", self.core)
+        numbers = self._live_pid(pid).numbers
+        if live.level >= len(numbers) or numbers[live.level].ns is not live:
+            raise BpfnsError(errno.ENOENT, f"pid {pid!r} is not visible in {live.label()}")
+        return "NSpid:" + "".join(f"\t{n.nr}" for n in numbers[live.level :])
 
     def free_pid(self, pid: ObjId) -> None:
         """``free_pid``: every number of ``pid`` is free at once.
@@ -136,6 +205,13 @@ class PidKernel:
         >>> pk.free_pid(pid); pk.find_pid(pk.root, 1) is None
         True
         """
+        pid = self._live_pid(pid)
+        if pid.numbers[-1].nr == 1:  # the init: zap_pid_ns_processes ran at its exit
+            _policy(pid.ns).adding = False  # disable_pid_allocation
+        self.core.free_obj_id(pid, _PIDS)
+
+    def _live_pid(self, pid: object) -> ObjId:
+        """``pid`` if it is a live pid of this model."""
         if not isinstance(pid, ObjId):
             raise TypeError(
                 f"pid must be a pid of this model (an ObjId), not {type(pid).__name__}"
@@ -144,7 +220,7 @@ class PidKernel:
             raise ValueError(f"pid: {pid!r} was freed already; free a pid once")
         if pid.ns.kernel is not self.core:
             raise ValueError(f"pid: {pid!r} belongs to another PidKernel")
-        self.core.free_obj_id(pid, _PIDS)
+        return pid
 
     def find_pid(self, ns: Namespace, nr: int) -> ObjId | None:
         """``find_pid_ns(nr, ns)``: the published pid numbered ``nr`` in ``ns``, or None.
@@ -157,3 +233,10 @@ class PidKernel:
         live = live_namespace(ns, "ns", self.core)
         found: ObjId | None = live.idr[_PIDS].find(check_int("nr", nr, 0, 2**64 - 1, "pid_t"))
         return found
+
+
+def _policy(ns: Namespace) -> PidPolicy:
+    """The :class:`PidPolicy` of a namespace of this flavour."""
+    policy = ns.policy
+    assert isinstance(policy, PidPolicy)
+    return policy

@@ -49,12 +49,13 @@ from hypothesis.stateful import (
 
 from .._behavior import FIXED, Behavior
 from .._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
-from .._bpf_object import BpfObject, LinkPrimer
+from .._bpf_object import BpfObject
 from .._capability import Cap
 from .._errors import BpfnsError, InvariantViolation
 from .._fault import FaultSite
 from .._files import File, FileKind
 from .._kernel import Kernel
+from .._link import LinkPrimer
 from .._nsfs import CLONE_NEWUSER
 from .._replay import replay
 from .._snapshot import Snapshot
