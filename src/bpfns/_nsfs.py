@@ -22,12 +22,15 @@ from ._sanitizer import BugKind
 from ._ucount import get_user_ns
 
 __all__ = [
+    "CLONE3_NEVER",
+    "CLONE3_OK",
     "CLONE_FILES",
     "CLONE_NEWUSER",
     "CLONE_NEW_STD",
     "CLONE_SIGHAND",
     "CLONE_THREAD",
     "CLONE_VM",
+    "CSIGNAL",
     "NS_GET_NSTYPE",
     "NS_GET_PARENT",
     "NS_GET_USERNS",
@@ -57,6 +60,16 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
+#: The exit-signal byte of the legacy clone() flags, and clone3's flags it must not set.
+CSIGNAL = 0x000000FF
+CLONE_DETACHED = 0x00400000
+CLONE_CLEAR_SIGHAND = 0x100000000
+CLONE_INTO_CGROUP = 0x200000000
+#: ``clone3_args_valid``: every flag clone3 knows (CLONE_LEGACY_FLAGS, the two u64-only
+#: flags, and the RFC's CLONE_NEWBPF).
+CLONE3_OK = 0xFFFFFFFF | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_NEWBPF
+#: The flags a clone3 caller must leave clear (the exit signal has its own field).
+CLONE3_NEVER = CLONE_DETACHED | (CSIGNAL & ~CLONE_NEWTIME)
 #: Every CLONE_NEW* flag the kernel knows before the RFC (``check_setns_flags``).
 CLONE_NEW_STD = (
     CLONE_NEWNS
@@ -137,6 +150,46 @@ class NsfsCommands:
     """The nsfs operations and ``setns``, as methods of :class:`bpfns.Task`."""
 
     __slots__ = ()
+
+    @syscall("open(/proc/pid/ns/bpf)")
+    def open_proc_ns(self: NsfsTask, pid: int | None = None) -> int:
+        """``open("/proc/<pid>/ns/bpf")``: an fd holding a reference on that namespace.
+
+        ``pid`` defaults to this task. Closing the fd drops the reference
+        (``bpfns_get``/``bpfns_put``), so the fd keeps an emptied namespace alive.
+
+        Raises:
+            BpfnsError: ENOENT if no live task has ``pid`` (there is no
+                ``/proc/<pid>`` directory); EMFILE if the file table is
+                full; ENOMEM when an injected allocation fails; ENOENT if the task is
+                exiting on another simulated CPU (see :func:`bpfns._nsfs.bpfns_get`).
+            TypeError, ValueError: if ``pid`` is not None or a pid.
+
+        >>> from bpfns import Kernel, CLONE_NEWBPF
+        >>> k = Kernel()
+        >>> t = k.init_task.clone(CLONE_NEWBPF)
+        >>> fd = k.init_task.open_proc_ns(t.pid)
+        >>> t.exit(); t.nsproxy is None, k.namespaces()[1].alive
+        (True, True)
+        """
+        k = self.kernel
+        try:
+            target = self if pid is None else self.find_vpid(pid)
+        except BpfnsError:  # proc_pid_lookup finds no such directory
+            raise BpfnsError(
+                errno.ENOENT, f"/proc/{pid}/ns/bpf: no such file (no live task has pid {pid})"
+            ) from None
+        files = self.files
+        assert files is not None
+        fd = files.reserve()  # get_unused_fd_flags comes before the path walk
+        try:
+            k.faults.inject(FaultSite.FILE)
+            ns = bpfns_get(target)
+        except BpfnsError:
+            files.put_unused(fd)
+            raise
+        files.fd_install(fd, File(FileKind.BPF_NS, ns))
+        return fd
 
     @syscall("setns")
     def setns(self: NsfsTask, fd: int, nstype: int = 0) -> None:

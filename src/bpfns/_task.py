@@ -39,18 +39,19 @@ from ._files import FdTable, File, FileKind
 from ._idr import Idr, idr_alloc_cyclic, idr_remove
 from ._map_in_map import MapElemCommands
 from ._nsfs import (
+    CLONE3_NEVER,
+    CLONE3_OK,
     CLONE_FILES,
     CLONE_FS,
     CLONE_NEW_STD,
     CLONE_NEWPID,
-    CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_SIGHAND,
     CLONE_SYSVSEM,
     CLONE_THREAD,
     CLONE_VM,
+    CSIGNAL,
     NsfsCommands,
-    bpfns_get,
     einval,
     task_lock_name,
 )
@@ -80,16 +81,6 @@ __all__ = [
 
 #: The flags that make ``copy_namespaces`` build a new nsproxy (CLONE_NEWUSER does not).
 _CLONE_NEW_NSPROXY = (CLONE_NEW_STD & ~CLONE_NEWUSER) | CLONE_NEWBPF
-#: The exit-signal byte of the legacy clone() flags, and clone3's flags it must not set.
-CSIGNAL = 0x000000FF
-CLONE_DETACHED = 0x00400000
-CLONE_CLEAR_SIGHAND = 0x100000000
-CLONE_INTO_CGROUP = 0x200000000
-#: ``clone3_args_valid``: every flag clone3 knows (CLONE_LEGACY_FLAGS, the two u64-only
-#: flags, and the RFC's CLONE_NEWBPF).
-_CLONE3_OK = 0xFFFFFFFF | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_NEWBPF
-#: The flags a clone3 caller must leave clear (the exit signal has its own field).
-_CLONE3_NEVER = CLONE_DETACHED | (CSIGNAL & ~CLONE_NEWTIME)
 #: ``check_unshare_flags``: what unshare() accepts (patch 01 adds CLONE_NEWBPF).
 _UNSHARE_OK = (
     (CLONE_THREAD | CLONE_FS | CLONE_SIGHAND | CLONE_VM | CLONE_FILES | CLONE_SYSVSEM)
@@ -410,8 +401,8 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
         if check_bool("legacy", legacy):
             # clone(unsigned long flags, ...): the low 32 bits, less the exit signal
             flags &= 0xFFFFFFFF & ~CSIGNAL
-        elif flags & ~_CLONE3_OK or flags & _CLONE3_NEVER:  # clone3_args_valid
-            bad = flags & (~_CLONE3_OK | _CLONE3_NEVER)
+        elif flags & ~CLONE3_OK or flags & CLONE3_NEVER:  # clone3_args_valid
+            bad = flags & (~CLONE3_OK | CLONE3_NEVER)
             raise einval(
                 f"clone3 does not accept flags {bad:#x} (clone3_args_valid); the exit "
                 "signal and CLONE_DETACHED are not clone3 flags"
@@ -662,46 +653,6 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
                 )
 
     # -- procfs and nsfs ------------------------------------------------------------
-
-    @syscall("open(/proc/pid/ns/bpf)")
-    def open_proc_ns(self, pid: int | None = None) -> int:
-        """``open("/proc/<pid>/ns/bpf")``: an fd holding a reference on that namespace.
-
-        ``pid`` defaults to this task. Closing the fd drops the reference
-        (``bpfns_get``/``bpfns_put``), so the fd keeps an emptied namespace alive.
-
-        Raises:
-            BpfnsError: ENOENT if no live task has ``pid`` (there is no
-                ``/proc/<pid>`` directory); EMFILE if the file table is
-                full; ENOMEM when an injected allocation fails; ENOENT if the task is
-                exiting on another simulated CPU (see :func:`bpfns._nsfs.bpfns_get`).
-            TypeError, ValueError: if ``pid`` is not None or a pid.
-
-        >>> from bpfns import Kernel, CLONE_NEWBPF
-        >>> k = Kernel()
-        >>> t = k.init_task.clone(CLONE_NEWBPF)
-        >>> fd = k.init_task.open_proc_ns(t.pid)
-        >>> t.exit(); t.nsproxy is None, k.namespaces()[1].alive
-        (True, True)
-        """
-        k = self.kernel
-        try:
-            target = self if pid is None else k.find_task(pid)
-        except BpfnsError:  # proc_pid_lookup finds no such directory
-            raise BpfnsError(
-                errno.ENOENT, f"/proc/{pid}/ns/bpf: no such file (no live task has pid {pid})"
-            ) from None
-        files = self.files
-        assert files is not None
-        fd = files.reserve()  # get_unused_fd_flags comes before the path walk
-        try:
-            k.faults.inject(FaultSite.FILE)
-            ns = bpfns_get(target)
-        except BpfnsError:
-            files.put_unused(fd)
-            raise
-        files.fd_install(fd, File(FileKind.BPF_NS, ns))
-        return fd
 
     @syscall("pidfd_open")
     def pidfd_open(self, pid: int) -> int:
