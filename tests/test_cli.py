@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfns import load_trace
-from bpfns._cli import main
+from bpfns import Kernel, load_trace
+from bpfns._cli import find_namespace, main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -237,3 +237,62 @@ def test_demo_that_cannot_write_its_trace_exits_2_keeping_its_output(
     out = capsys.readouterr().out
     assert "child_b_b : level = 2" in out
     assert out.rstrip().splitlines()[-1].startswith("bpfns demo: cannot write the trace")
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("demo", ["(default: rfc)"]),
+        ("fuzz", ["(default: fixed)", "(default: 0)", "(default: 3)", "(default: 1)"]),
+        ("conformance", ["(default: 0)", "(default: 10)"]),
+        ("explore", ["(default: rfc)", "(default: 2)"]),
+    ],
+)
+def test_help_shows_every_default(
+    command: str, shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo and explore default to rfc, fuzz to fixed: the help must say which."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    for text in shown:
+        assert text in out
+
+
+@pytest.mark.parametrize("command", ["demo", "show", "replay", "fuzz", "conformance", "explore"])
+def test_every_option_has_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("options:", "positional")))
+    end = next(i for i, line in enumerate(lines) if line.startswith("exit codes:"))
+    entries = [line for line in lines[start:end] if line.startswith("  ") and line.strip()]
+    bare = [e for e in entries if e.lstrip().startswith("-") and "  " not in e.strip()]
+    # an option's help may wrap onto the next line; one with no help is alone and last
+    for i, entry in enumerate(entries):
+        if entry in bare and (i + 1 == len(entries) or entries[i + 1].lstrip().startswith("-")):
+            raise AssertionError(f"bpfns {command}: {entry.strip()} has no help text")
+
+
+def test_ambiguous_namespace_path_lists_the_candidates() -> None:
+    k = Kernel()
+    a = k.init_ns.create_child(name="dup")
+    b = k.init_ns.create_child(name="dup")
+    with pytest.raises(ValueError, match="ambiguous") as info:
+        find_namespace(k, "/dup")
+    assert repr(a) in str(info.value) and repr(b) in str(info.value)
+    a.create_child(name="x")
+    with pytest.raises(ValueError, match="no namespace 'y' under /"):
+        find_namespace(k, "/y")
+
+
+def test_testing_without_hypothesis_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "try:\n    import bpfns.testing\n"
+        "except ModuleNotFoundError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "bpfns.testing needs Hypothesis" in out and "pip install -e '.[hypothesis]'" in out

@@ -62,3 +62,22 @@ def test_notebooks_are_committed_without_outputs() -> None:
             if cell["cell_type"] == "code":
                 assert cell["outputs"] == [], f"{path.name}: clear the outputs"
                 assert cell["execution_count"] is None, f"{path.name}: clear the outputs"
+
+
+def test_notebook_01_exercise_answers_are_what_the_cells_give() -> None:
+    """The answers the first notebook's "Try it yourself" states, computed in its world."""
+    nb = json.loads((DOCS / "notebooks" / "01_hierarchy_and_ids.ipynb").read_text())
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    world: dict[str, object] = {}
+    for cell in cells[:4]:  # the kernel, the tree, (the picture), the maps
+        exec("".join(cell["source"]), world)
+    k, child_b_a = world["k"], world["child_b_a"]
+    assert isinstance(k, bpfns.Kernel) and isinstance(child_b_a, bpfns.Namespace)
+    prog = k.alloc_obj_id(child_b_a, "prog", bpfns.ObjType.PROG)
+    assert [e.nr for e in prog.numbers] == [1, 1, 1]
+    second = k.alloc_obj_id(child_b_a, "second", bpfns.ObjType.MAP)
+    assert [e.nr for e in second.numbers] == [4, 2, 1]  # init 4, child_b 2, child_b_a 1
+    exercise = "".join(
+        next(c for c in nb["cells"] if "Try it yourself" in "".join(c["source"]))["source"]
+    )
+    assert "1 at every level" in exercise and "`child_b` 2" in exercise and "4?" in exercise

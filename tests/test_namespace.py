@@ -433,3 +433,18 @@ def test_namespaces_sharing_an_inode_number_are_listed_oldest_first() -> None:
     assert [ns.name for ns in listed] == [ns.name for pair in pairs for ns in pair]
     k.synchronize_rcu()
     assert k.namespaces() == [k.init_ns]
+
+
+def test_namespace_names_are_path_labels() -> None:
+    """A name is a str without '/', so that /a/b paths (bpfns show --ns) can address it."""
+    k = Kernel()
+    for bad in ("a/b", "", "/"):
+        with pytest.raises(ValueError, match="may not be empty or contain '/'"):
+            k.init_ns.create_child(name=bad)
+        with pytest.raises(ValueError, match="ns_name"):
+            k.init_task.clone(CLONE_NEWBPF, ns_name=bad)
+        with pytest.raises(ValueError, match="ns_name"):
+            k.init_task.clone().unshare(CLONE_NEWBPF, ns_name=bad)
+    with pytest.raises(TypeError, match="str label"):
+        k.init_ns.create_child(name=5)  # type: ignore[arg-type]
+    assert len(k.namespaces()) == 1

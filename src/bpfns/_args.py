@@ -30,6 +30,7 @@ __all__ = [
     "check_instance",
     "check_int",
     "check_label",
+    "check_ns_name",
     "check_str",
 ]
 
@@ -101,6 +102,28 @@ def check_label(name: str, value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str label or None, not {type(value).__name__}")
     return str(value)
+
+
+def check_ns_name(name: str, value: object) -> str | None:
+    """A namespace's name: a label (:func:`check_label`) that a path can address.
+
+    Paths such as ``/child_b/child_b_b`` (``bpfns show --ns``) are made of names, so a
+    name may not contain ``/`` (nor be empty). Two siblings may share a name; a path
+    that reaches both is then ambiguous, and says so.
+
+    >>> check_ns_name("name", "child_a")
+    'child_a'
+    >>> check_ns_name("name", "a/b")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: name 'a/b': a namespace name may not be empty or contain '/' ...
+    """
+    label = check_label(name, value)
+    if label is not None and (not label or "/" in label):
+        raise ValueError(
+            f"{name} {label!r}: a namespace name may not be empty or contain '/' (paths such "
+            "as /child_b/child_b_b are made of names)"
+        )
+    return label
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple, overload
 
 import attrs
 
-from ._args import U32_MAX, check_instance, check_int, check_label
+from ._args import U32_MAX, check_instance, check_int, check_ns_name
 from ._context import MAX_BPF_NS_LEVEL, KernelContext
 from ._errors import BpfnsError
 from ._fault import FaultSite
@@ -751,7 +751,7 @@ def copy_bpfns(
     old = live_namespace(old_ns, "old_ns", k)
     owner = live_user_ns(user_ns, "user_ns", k.init_user_ns)
     uid = check_int("euid", euid, 0, 0xFFFFFFFE, "uid")
-    label = check_label("name", name)
+    label = check_ns_name("name", name)
     k.step += 1
     if not flags & CLONE_NEWBPF:
         return old.get()

@@ -39,7 +39,7 @@ from typing import IO, NoReturn
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
 from ._bpf_object import BpfObject
-from ._errors import BpfnsError
+from ._errors import HYPOTHESIS_HINT, BpfnsError
 from ._kernel import Kernel
 from ._render import render_listing, render_obj_id, render_tree
 from ._replay import load_trace, replay
@@ -184,8 +184,12 @@ def _walk(task: Task, kind: str) -> list[int]:
 def find_namespace(k: Kernel, path: str) -> Namespace:
     """The live namespace at ``path``: ``/`` is init, ``/child_b/child_b_b`` by labels.
 
+    Names are labels, and two siblings may share one; a path that reaches such a pair
+    is ambiguous.
+
     Raises:
-        ValueError: naming the children that do exist where a step of the path fails.
+        ValueError: naming the children that do exist where a step of the path fails,
+            or the candidates where it is ambiguous.
     """
     ns = k.init_ns
     parts = [p for p in path.split("/") if p]
@@ -193,12 +197,22 @@ def find_namespace(k: Kernel, path: str) -> Namespace:
         parts = parts[1:]
     walked = ""
     for part in parts:
-        kids = {child.label(): child for child in ns.children()}
-        if part not in kids:
-            there = ", ".join(kids) or "no live children"
+        kids = [child for child in ns.children() if child.label() == part]
+        if not kids:
+            there = ", ".join(child.label() for child in ns.children()) or "no live children"
             raise ValueError(f"no namespace {part!r} under {walked or '/'} ({there})")
-        ns, walked = kids[part], f"{walked}/{part}"
+        if len(kids) > 1:
+            found = ", ".join(repr(child) for child in kids)
+            raise ValueError(
+                f"{walked}/{part} is ambiguous: {len(kids)} namespaces have that name "
+                f"({found}); name them apart when you create them"
+            )
+        ns, walked = kids[0], f"{walked}/{part}"
     return ns
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Help with each option's default shown, and the epilog's exit codes kept as written."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -218,11 +232,13 @@ def _parser() -> argparse.ArgumentParser:
             help=summary,
             description=description or summary,
             epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
 
     p_demo = command("demo", "build the seed's namespace tree and show its ids")
-    p_demo.add_argument("--behavior", choices=sorted(BEHAVIORS), default="rfc")
+    p_demo.add_argument(
+        "--behavior", choices=sorted(BEHAVIORS), default="rfc", help="the RFC as posted, or fixed"
+    )
     p_demo.add_argument("--seed", type=int, default=None, help="vary the pre-existing objects")
     p_demo.add_argument(
         "--trace", type=_new_file, default=None, help="write the event trace to this file"
@@ -236,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     p_show.add_argument("trace", type=Path, help="a JSON Lines trace (Kernel(trace=True))")
     p_show.add_argument("--ns", default="/", help="namespace path, e.g. /child_b/child_b_b")
     p_show.add_argument(
-        "--step", type=_positive(int, zero=True), help="a step number >= 0 (default: the last)"
+        "--step", type=_positive(int, zero=True), help="a step number >= 0 (None: the last)"
     )
     p_replay = command(
         "replay",
@@ -244,20 +260,27 @@ def _parser() -> argparse.ArgumentParser:
         "Rebuild the world TRACE describes on a fresh kernel; exit 1 if the "
         "replay differs from the trace, 2 if the file is not a valid trace.",
     )
-    p_replay.add_argument("trace", type=Path)
+    p_replay.add_argument("trace", type=Path, help="a JSON Lines trace (Kernel(trace=True))")
     p_fuzz = command(
         "fuzz",
         "run the BpfnsMachine; exit 1 and write the shrunk program on a failure",
         "Fuzz id allocation with bpfns.testing.BpfnsMachine. Progress goes to "
         "stderr; a failure is written as a runnable script and a JSON record.",
     )
-    p_fuzz.add_argument("--behavior", choices=sorted(BEHAVIORS), default="fixed")
+    p_fuzz.add_argument(
+        "--behavior",
+        choices=sorted(BEHAVIORS),
+        default="fixed",
+        help="fixed: find bpfns's bugs; rfc: find the RFC's defects",
+    )
     budget = p_fuzz.add_mutually_exclusive_group()
-    budget.add_argument("--seconds", type=_positive(float), help="time budget (default 60)")
+    budget.add_argument("--seconds", type=_positive(float), help="time budget (None: 60)")
     budget.add_argument("--examples", type=_positive(int), help="example budget")
-    p_fuzz.add_argument("--seed", type=int, default=0)
+    p_fuzz.add_argument("--seed", type=int, default=0, help="Hypothesis's random seed")
     p_fuzz.add_argument("--id-end", type=_positive(int), default=6, help="ids 1..N-1")
-    p_fuzz.add_argument("--max-level", type=_positive(int), default=3)
+    p_fuzz.add_argument(
+        "--max-level", type=_positive(int), default=3, help="the deepest namespace level"
+    )
     p_fuzz.add_argument(
         "--workers",
         type=_positive(int, most=MAX_WORKERS),
@@ -274,8 +297,10 @@ def _parser() -> argparse.ArgumentParser:
         "Run seeded pid-namespace scenarios and bpf() id sequences on the live "
         "kernel and on bpfns; print scenario, events and mismatches; exit 1 on a mismatch.",
     )
-    p_conf.add_argument("--seed", type=int, default=0)
-    p_conf.add_argument("--scenarios", type=_positive(int), default=10)
+    p_conf.add_argument("--seed", type=int, default=0, help="the first scenario's seed")
+    p_conf.add_argument(
+        "--scenarios", type=_positive(int), default=10, help="how many pid scenarios"
+    )
     p_explore = command(
         "explore",
         "explore the interleavings of a race scenario on simulated CPUs",
@@ -286,10 +311,10 @@ def _parser() -> argparse.ArgumentParser:
     p_explore.add_argument("scenario", nargs="?", help="a scenario name (see --list)")
     p_explore.add_argument("--list", action="store_true", help="list the scenarios")
     p_explore.add_argument(
-        "--behavior", choices=sorted(BEHAVIORS), default="rfc", help="default: rfc"
+        "--behavior", choices=sorted(BEHAVIORS), default="rfc", help="the RFC as posted, or fixed"
     )
     p_explore.add_argument(
-        "--bound", type=_positive(int, zero=True), default=2, help="preemption bound (default 2)"
+        "--bound", type=_positive(int, zero=True), default=2, help="the preemption bound"
     )
     return parser
 
@@ -388,7 +413,7 @@ def _directory(text: str) -> Path:
 
 def _fuzz(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("hypothesis") is None:
-        sys.stderr.write("bpfns fuzz needs Hypothesis: pip install 'bpfns[hypothesis]'\n")
+        sys.stderr.write(f"bpfns fuzz needs Hypothesis: {HYPOTHESIS_HINT}\n")
         return 2
     from ._fuzz import FuzzConfig, run_fuzz  # noqa: PLC0415 - needs the extra
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENOTSUPP",
+    "HYPOTHESIS_HINT",
     "BpfnsError",
     "InvariantViolation",
     "KernelBug",
@@ -35,6 +36,12 @@ __all__ = [
     "UseAfterFree",
 ]
 
+
+#: How to install what :mod:`bpfns.testing` and ``bpfns fuzz`` need (the hypothesis extra).
+HYPOTHESIS_HINT = (
+    "pip install -e '.[hypothesis]' in a checkout of bpfns "
+    "(from a package index: pip install 'bpfns[hypothesis]')"
+)
 
 #: ``ENOTSUPP`` (524): a kernel-internal errno that some bpf() paths leak to userspace.
 ENOTSUPP = 524
@@ -118,3 +125,19 @@ class InvariantViolation(AssertionError):  # noqa: N818 - mirrors sortedcontaine
         super().__init__(f"invariant {invariant!r} violated: {detail}")
         self.invariant = invariant
         self.detail = detail
+
+
+# Users meet these as ``bpfns.BpfnsError`` & co. (tracebacks and doctests print the
+# module): they are defined here and exported by the package, so they say so.
+for _exception in (
+    BpfnsError,
+    KernelWarning,
+    KernelBug,
+    UseAfterFree,
+    UninitializedRead,
+    NullPointerDereference,
+    SlabOutOfBounds,
+    InvariantViolation,
+):
+    _exception.__module__ = "bpfns"
+del _exception

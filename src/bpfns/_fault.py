@@ -164,7 +164,7 @@ class FaultInjector:
         >>> f.fail_nth(1)
         >>> f.inject(FaultSite.TASK)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [ENOMEM: ...] dup_task_struct failed (injected ...)
+        bpfns.BpfnsError: [ENOMEM: ...] dup_task_struct failed (injected ...)
         """
         if site.__class__ is not FaultSite:
             raise TypeError(f"site must be a FaultSite member, not {site!r}")

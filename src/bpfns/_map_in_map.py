@@ -195,7 +195,7 @@ class MapElemCommands:
         >>> h = t.map_create(BPF_MAP_TYPE_HASH, max_entries=4)
         >>> t.map_update_elem(h, 7, 1); t.map_delete_elem(h, 7); t.map_lookup_elem(h, 7)
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [ENOENT: No such file or directory] no element at key 7
+        bpfns.BpfnsError: [ENOENT: No such file or directory] no element at key 7
         """
         m = _map_of(self, fd, "fd")
         key = _key(m, key)

@@ -212,7 +212,7 @@ class NsfsCommands:
         >>> t = Kernel().init_task
         >>> t.setns(t.open_proc_ns())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [EOPNOTSUPP: ...
+        bpfns.BpfnsError: [EOPNOTSUPP: ...
         """
         k = self.kernel
         check_int("fd", fd, INT_MIN, INT_MAX, "int")

@@ -401,7 +401,7 @@ def alloc_obj_id(
     [1, 2]
     >>> k.alloc_obj_id(k.init_ns, "c", ObjType.PROG)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    bpfns._errors.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
+    bpfns.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
     """
     # This is Kernel.alloc_obj_id itself (``k`` is its ``self``), so that a public call
     # is one Python call. The common case is recognised with one test per condition

@@ -204,7 +204,7 @@ class Snapshot:
         >>> before = k.snapshot()
         >>> k.alloc_obj_id(child, "no room", ObjType.MAP)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [ENOSPC: ...
+        bpfns.BpfnsError: [ENOSPC: ...
         >>> before.changed(k.snapshot()), before.unexpected(k.snapshot(), "alloc_obj_id")
         (['cursors'], [])
         """

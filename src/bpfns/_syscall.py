@@ -498,7 +498,7 @@ class BpfCommands:
         >>> primer = t.link_prime(t.prog_load())
         >>> t.link_get_fd_by_id(1)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [EAGAIN: ...
+        bpfns.BpfnsError: [EAGAIN: ...
         >>> t.obj_get_info_by_fd(primer.settle()).id
         1
         """

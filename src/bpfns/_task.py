@@ -21,7 +21,16 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ._args import INT_MAX, INT_MIN, U32_MAX, check_bool, check_int, check_label, check_str
+from ._args import (
+    INT_MAX,
+    INT_MIN,
+    U32_MAX,
+    check_bool,
+    check_int,
+    check_label,
+    check_ns_name,
+    check_str,
+)
 from ._bpf_namespace import (
     CLONE_NEWBPF,
     Namespace,
@@ -408,7 +417,7 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
                 "signal and CLONE_DETACHED are not clone3 flags"
             )
         label = check_label("name", name)
-        ns_label = check_label("ns_name", ns_name)
+        ns_label = check_ns_name("ns_name", ns_name)
         self._check_clone_flags(flags)
         k.faults.inject(FaultSite.TASK)
         cred = self._copy_creds(flags)
@@ -528,7 +537,7 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
         1
         """
         flags = check_int("flags", flags, 0, 2**64 - 1, "unsigned long")
-        ns_label = check_label("ns_name", ns_name)
+        ns_label = check_ns_name("ns_name", ns_name)
         k = self.kernel
         if k.behavior.d14_clone_flag_above_bit_31 and k.ulong(flags) != flags:
             raise einval(
@@ -690,7 +699,7 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
         >>> t.close(t.map_create())
         >>> t.map_get_next_id(0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        bpfns._errors.BpfnsError: [ENOENT: ...
+        bpfns.BpfnsError: [ENOENT: ...
         """
         if not (fd.__class__ is int and INT_MIN <= fd <= INT_MAX):  # else: checked
             fd = check_int("fd", fd, INT_MIN, INT_MAX, "int")
