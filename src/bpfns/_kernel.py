@@ -225,8 +225,9 @@ class Kernel(TaskContext):
                 Nothing changes, except that a per-level id cache created on the way
                 stays (the kernel never destroys those caches).
             TypeError, ValueError: for arguments of the wrong type, of another
-                Kernel, a dead ``old_ns`` or a freed ``user_ns`` (checked before
-                anything is charged or allocated).
+                Kernel, a dead ``old_ns`` or a freed ``user_ns``, or a ``name`` that is
+                empty or contains ``/`` (checked before anything is charged or
+                allocated).
 
         >>> from bpfns import CLONE_NEWBPF
         >>> k = Kernel()

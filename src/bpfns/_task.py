@@ -393,7 +393,9 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
                 CLONE_NEWBPF); EPERM without CAP_SYS_ADMIN in the child's user namespace
                 when a namespace is created; ENOMEM when an injected allocation fails;
                 the errors of ``copy_bpfns`` and ``create_user_ns``.
-            ValueError: if the task has exited; TypeError/ValueError for bad flags.
+            ValueError: if the task has exited, or ``ns_name`` is empty or contains
+                ``/`` (namespace names are path labels); TypeError/ValueError for bad
+                flags.
             TypeError: if ``name`` or ``ns_name`` is neither a str nor None, or
                 ``legacy`` is not a bool.
 
