@@ -254,7 +254,7 @@ class NsContext(KernelContext):
     #: The ucount a new namespace is charged to (pid namespaces use their own).
     ns_ucount: ClassVar[UcountType] = UcountType.BPF_NAMESPACES
     #: ``init_bpf_ns.ns.count``: the patch never initialises it (a static zero), and
-    #: ``get_bpfns``/``put_bpfns`` skip init, so it reads 0 forever (rfc.md 2.1).
+    #: ``get_bpfns``/``put_bpfns`` skip init, so it reads 0 forever.
     init_ns_count: ClassVar[int] = 0
     #: The initial namespace's fixed inode number.
     init_ns_inum: ClassVar[int] = PROC_BPF_INIT_INO

@@ -1,7 +1,7 @@
 """kernel/bpf/btf.c, as far as ids go: BTF objects on the global ``btf_idr``.
 
 BTF is the one BPF object type the RFC does not namespace: ``struct bpf_namespace`` has
-no BTF slot (rfc.md 2.1), so every BTF object has one id, from the global ``btf_idr``
+no BTF slot, so every BTF object has one id, from the global ``btf_idr``
 (``idr_alloc_cyclic(&btf_idr, btf, 1, INT_MAX)`` under ``btf_idr_lock``), whatever
 namespace loads or reads it. It enters the object-type registry
 (:func:`bpfns._bpf_object.register`) as a type with no namespace IDR.
@@ -40,6 +40,7 @@ from ._errors import BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
 from ._idr import idr_alloc_cyclic, idr_remove
+from ._syscall import bpf_capable, bpfns_gate
 
 __all__ = ["BTF_IDR_LOCK", "BpfBtf", "BtfCommands"]
 
@@ -86,17 +87,13 @@ class BpfBtf(BpfObject):
 
 def _btf_gate(task: SyscallTask, what: str) -> None:
     """``bpf_obj_get_next_id``'s gate for BTF: relaxed as posted (D12), else CAP_SYS_ADMIN."""
-    if task.capable(Cap.CAP_SYS_ADMIN):
-        return
-    relaxed = task.kernel.behavior.d12_btf_next_id_relaxed
-    if relaxed and not task.bpf_ns.is_init and task.capable(Cap.CAP_BPF):
-        return  # bpfns_capable(): patch 11, on the global btf_idr
-    need = (
-        "CAP_SYS_ADMIN, or CAP_BPF inside a non-init bpf namespace"
-        if relaxed
-        else ("CAP_SYS_ADMIN (BTF ids are global: the gate before the series)")
-    )
-    raise BpfnsError(errno.EPERM, f"{what} needs {need}")
+    if task.kernel.behavior.d12_btf_next_id_relaxed:
+        bpfns_gate(task, what)  # patch 11's gate, on the global btf_idr
+    elif not task.capable(Cap.CAP_SYS_ADMIN):
+        raise BpfnsError(
+            errno.EPERM,
+            f"{what} needs CAP_SYS_ADMIN (BTF ids are global: the gate before the series)",
+        )
 
 
 class BtfCommands:
@@ -126,8 +123,7 @@ class BtfCommands:
         """
         name = check_str("name", name)
         k = self.kernel
-        if not (self.capable(Cap.CAP_BPF) or self.capable(Cap.CAP_SYS_ADMIN)):
-            raise BpfnsError(errno.EPERM, "BPF_BTF_LOAD needs CAP_BPF or CAP_SYS_ADMIN")
+        bpf_capable(self, "BPF_BTF_LOAD")
         k.faults.inject(FaultSite.BPF_OBJECT)  # kzalloc(sizeof(*btf))
         btf = BpfBtf(k, name, refcnt=1, holders={"file": 1})
         smp = k.smp

@@ -7,7 +7,7 @@ the element is replaced or deleted, or the outer map is freed.
 
 A lookup on a map-in-map returns the inner map's id. The RFC leaves
 ``bpf_map_fd_sys_lookup_elem`` alone, so that id is the **global** ``map->id`` whatever
-namespace asks (D20, rfc.md 2.5 "Unchanged and still global"); fixed, it is the id in
+namespace asks (D20: the patch leaves it "unchanged and still global"); fixed, it is the id in
 the caller's namespace, 0 if the caller cannot see the inner map.
 """
 

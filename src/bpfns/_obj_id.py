@@ -610,7 +610,7 @@ def _fail(
 
 
 def _refuse(k: NsContext, ns: Namespace, slot: IdRecord, type_: ObjType) -> NoReturn:
-    """``alloc_pid`` after every level: PIDNS_ADDING is clear, so ENOMEM (kernel.md C.2).
+    """``alloc_pid`` after every level: PIDNS_ADDING is clear, so ENOMEM (kernel/pid.c).
 
     Only the innermost namespace is checked. Every level's number is removed again
     (``while (++i <= ns->level)`` from -1), the cursors stay advanced, and the cursor

@@ -6,8 +6,8 @@
 their fds: it calls ``bpf_map_free_id`` (the ids are freed and ``map->id`` is zeroed) and
 unbinds the map. The RFC's ``bpf_map_free_id`` does not clear ``map->obj_id``, so a later
 ``BPF_OBJ_GET_INFO_BY_FD`` or fdinfo read of a still-open fd dereferences the freed
-record (D5, rfc.md section 3); fixed, it is cleared and the id reads 0. Programs are not
-affected: since 2023 the offload destroy no longer frees program ids.
+record (D5, see the defects page of the docs); fixed, it is cleared and the id reads
+0. Programs are not affected: since 2023 the offload destroy no longer frees program ids.
 """
 
 from __future__ import annotations

@@ -36,11 +36,10 @@ from ._bpf_object import (
     fdget,
     syscall,
 )
-from ._capability import Cap
 from ._errors import ENOTSUPP, BpfnsError
 from ._fault import FaultSite
 from ._files import File, FileKind
-from ._syscall import BpfCommands
+from ._syscall import BpfCommands, bpfns_gate
 from ._trace import traced
 
 __all__ = [
@@ -199,14 +198,7 @@ class PerfCommands:
         """
         check_int("pid", pid, 0, INT_MAX, "pid_t")
         check_int("fd", fd, 0, U32_MAX, "u32")
-        if not self.capable(Cap.CAP_SYS_ADMIN) and (
-            self.bpf_ns.is_init or not self.capable(Cap.CAP_BPF)
-        ):
-            raise BpfnsError(
-                errno.EPERM,
-                "BPF_TASK_FD_QUERY needs CAP_SYS_ADMIN, or CAP_BPF inside a non-init bpf "
-                "namespace",
-            )
+        bpfns_gate(self, "BPF_TASK_FD_QUERY")  # patch 11 relaxes it like the id lookups
         k = self.kernel
         d13 = k.behavior.d13_task_fd_query_unfiltered
         try:

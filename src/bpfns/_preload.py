@@ -10,7 +10,7 @@ fd is closed afterwards. The objects take the first ids of the initial namespace
 The RFC sets up ``init_bpf_ns``'s record cache, IDRs and locks in
 ``late_initcall(bpf_namespaces_init)``, and kernel/bpf/Makefile links ``preload/``
 first, so the preload's first map reaches ``kmem_cache_alloc(NULL, ...)`` (D9,
-rfc.md section 3): a NULL dereference in pid 1, which panics the boot. Fixed, the
+the defects page of the docs): a NULL dereference in pid 1, which panics the boot. Fixed, the
 namespace is initialised before any initcall can create an object.
 """
 

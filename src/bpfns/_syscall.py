@@ -72,7 +72,7 @@ from ._obj_id import (
 from ._offload import bpf_map_offload_map_alloc
 from ._trace import traced
 
-__all__ = ["BpfCommands", "BpfTask"]
+__all__ = ["BpfCommands", "BpfTask", "bpf_capable", "bpfns_gate"]
 
 #: ``bpf_capable()`` holds for a cred in the initial user namespace with one of these.
 _BPF_CAPS = frozenset({Cap.CAP_BPF, Cap.CAP_SYS_ADMIN})
@@ -88,7 +88,7 @@ BpfTask = SyscallTask
 # -- what the commands share ------------------------------------------------------------
 
 
-def _bpf_capable(task: BpfTask, what: str) -> None:
+def bpf_capable(task: BpfTask, what: str) -> None:
     """``bpf_capable()``: CAP_BPF or CAP_SYS_ADMIN (unprivileged BPF is disabled)."""
     if not (task.capable(Cap.CAP_BPF) or task.capable(Cap.CAP_SYS_ADMIN)):
         raise BpfnsError(
@@ -96,7 +96,7 @@ def _bpf_capable(task: BpfTask, what: str) -> None:
         )
 
 
-def _bpfns_gate(task: BpfTask, what: str) -> None:
+def bpfns_gate(task: BpfTask, what: str) -> None:
     """Patch 11: ``capable(CAP_SYS_ADMIN) || bpfns_capable()``, else EPERM."""
     if task.capable(Cap.CAP_SYS_ADMIN):
         return
@@ -187,7 +187,7 @@ def _map_create_args(
             ("max_entries", max_entries),
         )
     ]
-    _bpf_capable(task, "BPF_MAP_CREATE")
+    bpf_capable(task, "BPF_MAP_CREATE")
     _check_name(checked_name)
     if not all(checked[1:]):
         raise BpfnsError(errno.EINVAL, "key_size, value_size and max_entries must be > 0")
@@ -269,7 +269,7 @@ def _get_next_id(task: BpfTask, type_: ObjType, start_id: int) -> int:
     check_int("start_id", start_id, 0, U32_MAX, "u32")
     if start_id >= INT_MAX:
         raise BpfnsError(errno.EINVAL, f"{cmd}: start_id {start_id} >= INT_MAX")
-    _bpfns_gate(task, cmd)
+    bpfns_gate(task, cmd)
     smp = task.kernel.smp
     lock = IDR_LOCK[type_]
     if smp is not None:
@@ -295,7 +295,7 @@ def _get_fd_by_id(task: BpfTask, type_: ObjType, id_: int, open_flags: int = 0) 
     check_int("open_flags", open_flags, 0, U32_MAX, "u32")
     if open_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY):  # BPF_OBJ_FLAG_MASK
         raise BpfnsError(errno.EINVAL, f"{cmd}: unknown open_flags {open_flags:#x}")
-    _bpfns_gate(task, cmd)
+    bpfns_gate(task, cmd)
     if open_flags == BPF_F_RDONLY | BPF_F_WRONLY:  # bpf_get_file_flag, after the gate
         raise BpfnsError(errno.EINVAL, f"{cmd}: open_flags RDONLY|WRONLY is contradictory")
     smp = k.smp
@@ -448,7 +448,7 @@ class BpfCommands:
         if not isinstance(maps, tuple | list):
             raise TypeError(f"maps must be a tuple of map fds, not {type(maps).__name__}")
         fds = [check_int("maps[]", fd, INT_MIN, INT_MAX, "int") for fd in maps]
-        _bpf_capable(self, "BPF_PROG_LOAD")
+        bpf_capable(self, "BPF_PROG_LOAD")
         _check_name(name)
         used: list[BpfMap] = []
         for fd in fds:

@@ -256,7 +256,7 @@ def _unshare_newpid() -> None:  # pragma: no cover - runs in a child process
 def parse_nspid(status: str) -> list[int]:
     r"""The numbers of the ``NSpid:`` line of a ``/proc/<pid>/status`` text, viewer's first.
 
-    :meth:`bpfns.pidns.PidKernel.nspid` formats the same line (kernel.md C.8).
+    :meth:`bpfns.pidns.PidKernel.nspid` formats the same line (fs/proc/array.c ``task_state``).
 
     Raises:
         ValueError: if the text has no NSpid line.
@@ -587,7 +587,8 @@ def run_pid_rules() -> list[Event]:
     A launcher unshares a pid namespace and asks clone3 for exact pids (``set_tid``)
     before and after the namespace has an init; the init asks for more and forks; once
     the init has exited, the launcher (whose ``pid_ns_for_children`` is still that
-    namespace) forks once more, which the kernel refuses with ENOMEM (kernel.md C.6).
+    namespace) forks once more, which the kernel refuses with ENOMEM
+    (``zap_pid_ns_processes`` cleared PIDNS_ADDING).
 
     Raises:
         RuntimeError: if :func:`unavailable` gives a reason.

@@ -41,7 +41,7 @@ from ._ucount import UcountType
 
 __all__ = ["PID_MAX_LIMIT", "PROC_PID_INIT_INO", "RESERVED_PIDS", "PidKernel", "PidPolicy"]
 
-#: ``PROC_PID_INIT_INO``: the initial pid namespace's fixed inode number (kernel.md E.2).
+#: ``PROC_PID_INIT_INO``: the initial pid namespace's inode (include/uapi/linux/nsfs.h).
 PROC_PID_INIT_INO = 0xEFFFFFFC
 #: ``MAX_PID_NS_LEVEL``: clone3 refuses a longer ``set_tid``.
 _MAX_PID_NS_LEVEL = 32
@@ -54,7 +54,7 @@ class _PidCore(Kernel):
     """A Kernel whose namespaces are pid namespaces."""
 
     ns_ucount = UcountType.PID_NAMESPACES
-    #: ``init_pid_ns``: ``ns.count = 2``, inode 0xEFFFFFFC (kernel.md C.1)
+    #: ``init_pid_ns``: ``ns.count = 2``, inode 0xEFFFFFFC (kernel/pid.c)
     init_ns_count = 2
     init_ns_inum = PROC_PID_INIT_INO
     #: ``create_pid_cachep``: ``"pid_%u"`` of ``level + 1`` (level 0 uses "pid")
@@ -129,7 +129,7 @@ class PidKernel:
         """``alloc_pid(ns, set_tid)``: a pid, one number per level (``numbers[0]``: the root's).
 
         ``set_tid`` (clone3) asks for exact numbers, innermost level first:
-        ``set_tid[0]`` in ``ns``, ``set_tid[1]`` in its parent, ... (kernel.md C.2);
+        ``set_tid[0]`` in ``ns``, ``set_tid[1]`` in its parent, ... (``alloc_pid``, kernel/pid.c);
         an exact number does not move the cursor. A pid numbered 1 in ``ns`` makes it
         the namespace's init (``child_reaper``).
 
@@ -175,7 +175,7 @@ class PidKernel:
         r"""The ``NSpid:`` line of ``/proc/<pid>/status`` read in a procfs of ``ns``.
 
         One tab-separated field per level from the viewer's down to the pid's own,
-        the viewer's number first (fs/proc/array.c ``task_state``, kernel.md C.8).
+        the viewer's number first (fs/proc/array.c ``task_state``).
 
         Raises:
             BpfnsError: ENOENT if ``pid`` has no number in ``ns`` (the task is not in
