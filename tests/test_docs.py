@@ -3,7 +3,9 @@ and the teaching notebooks are committed without outputs (pytest executes them).
 
 from __future__ import annotations
 
+import inspect
 import json
+import pydoc
 import re
 from pathlib import Path
 from types import ModuleType
@@ -81,3 +83,19 @@ def test_notebook_01_exercise_answers_are_what_the_cells_give() -> None:
         next(c for c in nb["cells"] if "Try it yourself" in "".join(c["source"]))["source"]
     )
     assert "1 at every level" in exercise and "`child_b` 2" in exercise and "4?" in exercise
+
+
+def test_help_of_kernel_documents_every_public_attribute_and_hides_private_parameters() -> None:
+    text = pydoc.render_doc(bpfns.Kernel, renderer=pydoc.plaintext)
+    assert "_nested" not in text
+    section = text.split("Attributes:", 1)[1].split("Raises:", 1)[0]
+    documented = set(re.findall(r"^ \|      (\w+): ", section, flags=re.MULTILINE))
+    public = {
+        name
+        for name, value in inspect.getmembers(bpfns.Kernel)
+        if not name.startswith("_")
+        and (inspect.isdatadescriptor(value) or isinstance(value, property))
+    }
+    assert {"init_ns", "init_task", "bpffs", "faults", "dmesg", "audit_log"} <= public
+    assert public - documented == set()
+    assert len(re.findall(r"^ \|      init_task: ", section, flags=re.MULTILINE)) == 1

@@ -412,9 +412,16 @@ def test_labels_and_repr() -> None:
     assert named.label() == "child_a"
     assert anon.label() == f"bpf:[{anon.inum}]"
     assert repr(named) == (
-        "<Namespace inum=0xf0000000 level=1 name='child_a' refcount=1 state=alive>"
+        "<Namespace inum=4026531840 level=1 name='child_a' refcount=1 state=alive>"
     )
     assert "name=" not in repr(anon)
+    # Inode numbers read as the kernel prints them (readlink of /proc/PID/ns/bpf, the
+    # tree, the repr): decimal everywhere, so one namespace is one number on a line.
+    assert f"inum={anon.inum} " in repr(anon)
+    inside = k.init_task.clone(bpfns.CLONE_NEWBPF)
+    ns = inside.bpf_ns
+    assert inside.proc_ns_link() == f"bpf:[{ns.inum}]" == ns.label()
+    assert f"inum={ns.inum} " in repr(ns)
 
 
 def test_namespaces_sharing_an_inode_number_are_listed_oldest_first() -> None:

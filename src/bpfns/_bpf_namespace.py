@@ -526,7 +526,7 @@ class Namespace:
     def __repr__(self) -> str:
         name = f" name={self.name!r}" if self.name is not None else ""
         return (
-            f"<Namespace inum={self.inum:#x} level={self.level}{name} "
+            f"<Namespace inum={self.inum} level={self.level}{name} "
             f"refcount={self._count} state={self._state.value}>"
         )
 

@@ -276,7 +276,17 @@ def _parser() -> argparse.ArgumentParser:
     budget = p_fuzz.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=_positive(float), help="time budget (None: 60)")
     budget.add_argument("--examples", type=_positive(int), help="example budget")
-    p_fuzz.add_argument("--seed", type=int, default=0, help="Hypothesis's random seed")
+    p_fuzz.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the run's seed (None: a random one, printed in the summary to repeat the run)",
+    )
+    p_fuzz.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="do not stop at the first failure: collect every distinct one until the budget",
+    )
     p_fuzz.add_argument("--id-end", type=_positive(int), default=6, help="ids 1..N-1")
     p_fuzz.add_argument(
         "--max-level", type=_positive(int), default=3, help="the deepest namespace level"
@@ -289,7 +299,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_fuzz.add_argument("--out", type=_directory, default=Path(), help="where failures go")
     p_fuzz.add_argument(
-        "--database", type=_directory, default=None, help="shared example database directory"
+        "--database",
+        type=_database,
+        default=None,
+        help="the shared Hypothesis example database: a directory or redis://HOST:PORT "
+        "(None: OUT/.bpfns-fuzz-db)",
     )
     p_conf = command(
         "conformance",
@@ -411,6 +425,15 @@ def _directory(text: str) -> Path:
     return path
 
 
+def _database(value: str) -> str:
+    """``--database``: a Redis URL as given, or a directory (see :func:`_directory`)."""
+    if value.startswith("redis://"):
+        return value
+    if "://" in value:
+        raise argparse.ArgumentTypeError(f"{value}: a directory or redis://HOST:PORT")
+    return str(_directory(value))
+
+
 def _fuzz(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("hypothesis") is None:
         sys.stderr.write(f"bpfns fuzz needs Hypothesis: {HYPOTHESIS_HINT}\n")
@@ -430,8 +453,14 @@ def _fuzz(args: argparse.Namespace) -> int:
         workers=args.workers,
         out=args.out,
         database=args.database,
+        keep_going=args.keep_going,
     )
-    return run_fuzz(config, sys.stderr)
+    try:
+        summary = run_fuzz(config, sys.stdout, sys.stderr)
+    except ModuleNotFoundError as e:  # redis:// without the redis extra
+        sys.stderr.write(f"bpfns fuzz: {e}\n")
+        return 2
+    return 1 if summary.failures else 0
 
 
 def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:

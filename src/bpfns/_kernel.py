@@ -8,6 +8,8 @@ defined, layer by layer, by the modules that own it, and this class is the publi
 from __future__ import annotations
 
 import errno
+import inspect
+import re
 from typing import Any, ClassVar
 
 import attrs
@@ -55,18 +57,15 @@ class Kernel(TaskContext):
             kernel without tracing keeps nothing and pays one test per action).
 
     Attributes:
-        step: how many operations this kernel has run (reports carry it).
-        faults: the :class:`bpfns.FaultInjector`.
-        init_ns: ``init_bpf_ns``, level 0.
-        init_user_ns: the initial user namespace.
-        init_task: pid 1, in the initial namespaces with every capability.
-        bpffs: the BPF filesystem's pins (``bpffs.paths()``).
-        dmesg: the kernel log, oldest line first.
-        audit_log: the ``AUDIT_BPF`` records (:class:`bpfns.AuditRecord`).
+        reports: every sanitizer :class:`bpfns.Report`, oldest first.
+        tainted: whether a memory bug was reported.
+        rcu_pending: the ``call_rcu`` callbacks waiting for :meth:`synchronize_rcu`.
+        trace: the recorded events (``Kernel(trace=True)``).
 
-    These and the rest of the machine's state are defined layer by layer by the
-    kernel-context classes this class extends (see "Layers and the kernel context" on
-    the model page of the docs); read them freely, but change the world through calls.
+    After these come the attributes of the kernel-context classes this class extends,
+    layer by layer (see "Layers and the kernel context" on the model page of the docs):
+    ``init_task``, ``init_ns``, ``bpffs``, ``faults``, ``dmesg``, ``audit_log`` and the
+    rest. Read them freely, but change the world through calls.
 
     Raises:
         TypeError, ValueError: for an argument of the wrong type or out of range.
@@ -506,3 +505,28 @@ class Kernel(TaskContext):
         >>> Kernel().check()
         """
         check_kernel(self)
+
+
+_SECTION = re.compile(r"^Attributes:\n((?:    .*\n|\n(?=    ))*)", re.MULTILINE)
+
+
+def _attributes_section(doc: str | None) -> str:
+    """The entries of a Google-style ``Attributes:`` section (cleaned, 4-space indent)."""
+    found = _SECTION.search(inspect.cleandoc(doc or "") + "\n")
+    return found.group(1) if found else ""
+
+
+def _with_layer_attributes(cls: type) -> str:
+    """``cls``'s docstring with each kernel-context layer's attributes in its section.
+
+    ``help(bpfns.Kernel)`` and the API reference then document every public attribute
+    where a reader looks (slotted attrs classes cannot carry per-attribute docstrings),
+    while each layer keeps its own list next to its fields.
+    """
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    own = _attributes_section(doc)
+    layers = "".join(_attributes_section(base.__doc__) for base in cls.__mro__[1:])
+    return doc.replace(own, own + layers, 1)
+
+
+Kernel.__doc__ = _with_layer_attributes(Kernel)

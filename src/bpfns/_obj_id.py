@@ -43,6 +43,8 @@ sanitizer, the invariant checks and the D1 rollback read them.
 from __future__ import annotations
 
 import errno
+import inspect
+from collections.abc import Callable
 from html import escape
 from typing import Any, ClassVar, NoReturn
 
@@ -290,7 +292,7 @@ def _ns_memory(k: NsContext, ns: Namespace, access: str, where: str) -> Namespac
     k.sanitizer.report(
         "D2",
         BugKind.USE_AFTER_FREE,
-        f"{access} on namespace {ns.label()} (inum {ns.inum:#x}), which is {state}: "
+        f"{access} on namespace {ns.label()} (inum {ns.inum}), which is {state}: "
         "the id record does not pin its namespace",
         where,
         k.step,
@@ -379,10 +381,6 @@ def alloc_obj_id(
     (rfc.md 2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
     ``obj``: the pair stands for the kernel's object and its ``obj_id`` field.
 
-    ``_nested=True`` is for the kernel's own callers (the ``bpf()`` commands): the
-    call is part of theirs, so it is neither recorded nor counted as a step, and
-    its arguments are trusted.
-
     Raises:
         BpfnsError: ENOSPC if some level has no free id, ENOMEM if an injected
             allocation fails. The ids taken at deeper levels are removed again, but
@@ -404,8 +402,11 @@ def alloc_obj_id(
     bpfns.BpfnsError: [ENOSPC: No space left on device] bpf_alloc_obj_id: ...
     """
     # This is Kernel.alloc_obj_id itself (``k`` is its ``self``), so that a public call
-    # is one Python call. The common case is recognised with one test per condition
-    # (the namespace's _fast_owner is this kernel: alive, object-id policy, no tracer)
+    # is one Python call. ``_nested=True`` is for the kernel's own callers (the bpf()
+    # commands): the call is part of theirs, so it is neither recorded nor counted as a
+    # step, and its arguments are trusted; help() and the reference do not show it.
+    # The common case is recognised with one test per condition (the namespace's
+    # _fast_owner is this kernel: alive, object-id policy, no tracer)
     # and runs the fast form of the walk (module docstring): every level takes its
     # cursor's slot in the armed leaf, or asks its policy when that slot is taken or not
     # armed. Everything else (tracing, bad arguments, fault injection, a placeholder
@@ -658,10 +659,6 @@ def free_obj_id(k: NsContext, obj_id: ObjId, type: ObjType, *, _nested: bool = F
     it and, by default, raises :class:`bpfns.UseAfterFree`. In FIXED behaviour the
     record pinned its namespace, and this drops that reference.
 
-    ``_nested=True`` is for the kernel's own callers (the ``bpf()`` commands): the
-    call is part of theirs, so it is neither recorded nor counted as a step, and
-    its arguments are trusted.
-
     Raises:
         TypeError: if ``obj_id`` is not an ObjId or ``type`` not an ObjType.
         ValueError: if ``obj_id`` was already freed (a double free), belongs to
@@ -674,7 +671,8 @@ def free_obj_id(k: NsContext, obj_id: ObjId, type: ObjType, *, _nested: bool = F
     >>> k.init_ns.idr[ObjType.MAP].is_empty()
     True
     """
-    # This is Kernel.free_obj_id itself (see alloc_obj_id). The fast form runs when the
+    # This is Kernel.free_obj_id itself (see alloc_obj_id, also for ``_nested``). The
+    # fast form runs when the
     # record is intact (its namespaces are the deepest one's path), that namespace is a
     # fast one of this kernel (so alive, and so is every level), and the handle is live
     # and of this type: a level whose id lies in the armed leaf frees its slot in place
@@ -721,3 +719,18 @@ def _free_obj_id(k: NsContext, slot: IdRecord, type: ObjType) -> None:
         refresh_fast_paths(k, cache)
     if not k.behavior.d2_obj_id_unpinned:
         put_bpfns(deepest, "obj_id")
+
+
+def _hide_private_parameters(fn: Callable[..., object]) -> None:
+    """Show ``fn`` without its ``_``-prefixed parameters in ``help()`` and the reference.
+
+    The kernel's own callers pass them (``_nested``); a user never does, and the
+    function stays one Python call on the hot path (no wrapper).
+    """
+    sig = inspect.signature(fn)
+    public = [p for p in sig.parameters.values() if not p.name.startswith("_")]
+    fn.__signature__ = sig.replace(parameters=public)  # type: ignore[attr-defined]
+
+
+_hide_private_parameters(alloc_obj_id)
+_hide_private_parameters(free_obj_id)

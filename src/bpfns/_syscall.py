@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 from ._args import INT_MAX, INT_MIN, U32_MAX, check_int, check_str
 from ._bpf_namespace import ObjType
@@ -708,6 +709,87 @@ class BpfCommands:
         MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine', ifindex=0)
         """
         return object_info(_bpf_file(self, fd).obj)
+
+    def map_get_info_by_fd(self: BpfTask, fd: int) -> MapInfo:
+        """``bpf_map_get_info_by_fd`` (libbpf): :meth:`obj_get_info_by_fd` of a map fd.
+
+        The same command with a ``struct bpf_map_info``; the return type is
+        :class:`MapInfo`, so ``.name`` type-checks (``LinkInfo`` has none, as in the
+        kernel).
+
+        Raises:
+            BpfnsError: as :meth:`obj_get_info_by_fd`.
+            TypeError: if ``fd`` is not a map (say which getter fits).
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.map_get_info_by_fd(t.map_create(name="m")).name
+        'm'
+        """
+        return _info_as(self, fd, MapInfo, "map")
+
+    def prog_get_info_by_fd(self: BpfTask, fd: int) -> ProgInfo:
+        """``bpf_prog_get_info_by_fd`` (libbpf): :meth:`obj_get_info_by_fd` of a prog fd.
+
+        Raises:
+            BpfnsError: as :meth:`obj_get_info_by_fd`.
+            TypeError: if ``fd`` is not a program.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.prog_get_info_by_fd(t.prog_load(maps=(t.map_create(),))).map_ids
+        (1,)
+        """
+        return _info_as(self, fd, ProgInfo, "prog")
+
+    def link_get_info_by_fd(self: BpfTask, fd: int) -> LinkInfo:
+        """``bpf_link_get_info_by_fd`` (libbpf): :meth:`obj_get_info_by_fd` of a link fd.
+
+        Raises:
+            BpfnsError: as :meth:`obj_get_info_by_fd`.
+            TypeError: if ``fd`` is not a link.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.link_get_info_by_fd(t.link_create(t.prog_load())).prog_id
+        1
+        """
+        return _info_as(self, fd, LinkInfo, "link")
+
+    def btf_get_info_by_fd(self: BpfTask, fd: int) -> BtfInfo:
+        """``bpf_btf_get_info_by_fd`` (libbpf): :meth:`obj_get_info_by_fd` of a BTF fd.
+
+        Raises:
+            BpfnsError: as :meth:`obj_get_info_by_fd`.
+            TypeError: if ``fd`` is not a BTF object.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> t.btf_get_info_by_fd(t.btf_load(name="vmlinux")).name
+        'vmlinux'
+        """
+        return _info_as(self, fd, BtfInfo, "btf")
+
+
+_I = TypeVar("_I", MapInfo, ProgInfo, LinkInfo, BtfInfo)
+_INFO_KINDS: dict[type[object], str] = {
+    MapInfo: "map",
+    ProgInfo: "prog",
+    LinkInfo: "link",
+    BtfInfo: "btf",
+}
+
+
+def _info_as(task: BpfTask, fd: int, kind: type[_I], want: str) -> _I:
+    """``obj_get_info_by_fd`` narrowed to one info type (libbpf's typed getters)."""
+    info = object_info(_bpf_file(task, fd).obj)
+    if isinstance(info, kind):
+        return info
+    got = _INFO_KINDS[type(info)]
+    raise TypeError(
+        f"fd {fd} is a {got}, not a {want}: call {got}_get_info_by_fd({fd}), or "
+        f"obj_get_info_by_fd({fd}) for any kind"
+    )
 
 
 def _object_of(handle: object, type_: ObjType, cmd: str, id_: int) -> BpfObject:

@@ -135,6 +135,19 @@ class Run:
         """Whether the run failed."""
         return self.error is not None
 
+    @property
+    def defect(self) -> str | None:
+        """The defect (``"D7"``, ...) of the kernel bug the run hit; None for any other end.
+
+        Typed for user code: ``run.error`` is any exception, this is its report's
+        :attr:`bpfns.Report.defect` when it is a :class:`bpfns.KernelBug`.
+
+        >>> from bpfns.concurrency import scenarios
+        >>> scenarios.get("d11-exit").explore("rfc").shortest().defect
+        'D11'
+        """
+        return self.error.report.defect if isinstance(self.error, KernelBug) else None
+
     def replay(self) -> Run:
         """Run the same program under the same schedule again (a fresh kernel).
 

@@ -390,6 +390,16 @@ class BpfnsMachine(RuleBasedStateMachine):
             )
             self._check_failed(task, t, before)
             return multiple()
+        assert task.files is not None  # the call returned: the task is alive
+        installed = dict(task.files.items())
+        # D3's 0 is no new fd: fd 0 is free, or holds what the model already tracked.
+        known = 0 in self.fd_of.get(task, {})
+        d3 = self.k.behavior.d3_create_returns_zero and fd == 0 and (0 not in installed or known)
+        self.expect(  # the RFC's D3 by name: the id allocation failed, the call said 0
+            "D3: a create whose id allocation failed returns 0",
+            not (d3 and expected in ("ENOMEM", "ENOSPC")),
+            f"the kernel returned 0; the model expects {expected}",
+        )
         self.expect(
             "failures match the model",
             isinstance(expected, RefObj),
