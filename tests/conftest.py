@@ -43,7 +43,7 @@ def _fixed_kernels_stay_consistent(
 ) -> Iterator[None]:
     """After every test, every FIXED-behaviour Kernel it built must pass ``check()``.
 
-    Tests that corrupt a kernel on purpose opt out with ``@pytest.mark.corrupts``.
+    Tests that corrupt a kernel on purpose opt out with ``@pytest.mark.bpfns_corrupts``.
     """
     made: list[bpfns.Kernel] = []
     original = bpfns.Kernel.__attrs_post_init__
@@ -54,7 +54,7 @@ def _fixed_kernels_stay_consistent(
 
     monkeypatch.setattr(bpfns.Kernel, "__attrs_post_init__", record)
     yield
-    if request.node.get_closest_marker("corrupts"):
+    if request.node.get_closest_marker("bpfns_corrupts"):
         return
     for k in made:
         if k.behavior == bpfns.FIXED and not k.tainted:

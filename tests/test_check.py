@@ -25,7 +25,7 @@ from bpfns import (
 )
 from bpfns._ucount import all_ucounts
 
-pytestmark = pytest.mark.corrupts
+pytestmark = pytest.mark.bpfns_corrupts
 
 
 def world() -> tuple[Kernel, Namespace, ObjId]:

@@ -170,7 +170,7 @@ def _corrupt_record(k: Kernel) -> None:
     record_of(oid).nrs[0] = 0  # an id that cannot be
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 @pytest.mark.parametrize("corrupt", [_corrupt_bpffs, _corrupt_rcu, _corrupt_record])
 def test_each_structure_checks_itself(corrupt: object) -> None:
     k = Kernel(FIXED)

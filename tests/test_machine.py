@@ -175,7 +175,7 @@ def test_walk_stops_at_its_limit() -> None:
     m.walk(task=init, t=ObjType.MAP, start=0)  # 8 of 10 ids, compared with the model
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_violations_name_their_invariant() -> None:
     m = FixedMachine()
     init = m.boot()
@@ -200,7 +200,7 @@ def test_teardown_skips_the_full_check_on_a_tainted_kernel() -> None:
     m.teardown()  # would fail k.check(); the kernel is tainted, so it is skipped
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_walk_violation_is_named() -> None:
     m = FixedMachine()
     init = m.boot()
@@ -211,7 +211,7 @@ def test_walk_violation_is_named() -> None:
         m.walk(task=init, t=ObjType.MAP, start=0)
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_ucount_violation_is_named() -> None:
     m = FixedMachine()
     init = m.boot()
@@ -305,7 +305,7 @@ def test_the_teardown_checks_can_be_turned_off() -> None:
     assert m.k.tasks()  # nothing was torn down
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_a_leak_at_teardown_is_named() -> None:
     m = FixedMachine()
     m.boot()

@@ -214,7 +214,7 @@ def test_an_oops_in_record_mode_does_not_kill() -> None:
 # -- 2. nothing leaks unseen -----------------------------------------------------------
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_a_user_namespace_refcount_leak_is_seen() -> None:
     """A leaked user-namespace reference passed both snapshot() and check()."""
     k = Kernel(FIXED)
@@ -230,7 +230,7 @@ def test_a_user_namespace_refcount_leak_is_seen() -> None:
         k.check()
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_check_sees_a_stranded_reserved_fd_and_rcu_mismatches() -> None:
     k = Kernel(FIXED)
     t = k.init_task
@@ -441,7 +441,7 @@ def test_clone_fault_sites_are_atomic(site: FaultSite, flags: int) -> None:
 # -- the rarer paths of these mechanisms --------------------------------------------------
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_a_primer_of_a_killed_task_cannot_finish() -> None:
     k = Kernel(RFC)
     t = k.init_task.clone()
@@ -479,7 +479,7 @@ def test_make_task_dead_of_a_dead_task_does_nothing() -> None:
     assert k.dmesg == [] and t not in k.tasks()
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_teardown_when_init_was_killed_keeps_the_pins() -> None:
     k = Kernel(RFC)
     k.init_task.obj_pin(k.init_task.map_create(), "/sys/fs/bpf/p")
@@ -489,7 +489,7 @@ def test_teardown_when_init_was_killed_keeps_the_pins() -> None:
     assert k.bpffs.paths() == ["/sys/fs/bpf/p"]
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_check_sees_a_leaked_namespace_slab_object() -> None:
     k = Kernel(FIXED)
     k.ns_cache.alloc(None)
@@ -497,7 +497,7 @@ def test_check_sees_a_leaked_namespace_slab_object() -> None:
         k.check()
 
 
-@pytest.mark.corrupts
+@pytest.mark.bpfns_corrupts
 def test_check_sees_user_namespace_leaks() -> None:
     k = Kernel(FIXED)
     u = k.init_user_ns.create_child(owner=9)

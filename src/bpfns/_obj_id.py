@@ -292,7 +292,8 @@ def _ns_memory(k: NsContext, ns: Namespace, access: str, where: str) -> Namespac
     k.sanitizer.report(
         "D2",
         BugKind.USE_AFTER_FREE,
-        f"{access} on namespace {ns.label()} (inum {ns.inum}), which is {state}: "
+        f"{access} on namespace {ns.label()}{'' if ns.name is None else f' (bpf:[{ns.inum}])'}"
+        f", which is {state}: "
         "the id record does not pin its namespace",
         where,
         k.step,
