@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import bpfns
 from bpfns import CLONE_NEWBPF, Kernel, ObjType, ruler_svg, tree_svg
+from bpfns._cli import build_seed_world
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -82,3 +84,169 @@ def test_reprs_and_pictures_in_a_browser(tmp_path: Path) -> None:
     texts = seen["svg_texts"]
     assert isinstance(texts, list)
     assert "<ctr & co> : level 1" in texts and "cursor 2" in texts and "wrap to 1" in texts
+
+
+LEGIBILITY = """
+<script>
+const svgs = [...document.querySelectorAll("svg")];
+document.getElementById("out").textContent = JSON.stringify({
+  widths: svgs.map((s) => s.getBoundingClientRect().width),
+  smallest: Math.min(...svgs.flatMap((s) => [...s.querySelectorAll("text")].map(
+    (t) => parseFloat(t.getAttribute("font-size")) * t.getScreenCTM().a))),
+  labels: svgs.map((s) => s.getAttribute("aria-label")),
+  descs: svgs.map((s) => (s.querySelector("desc") || {}).textContent || ""),
+});
+</script>
+"""
+
+
+def dump(tmp_path: Path, page_html: str, name: str = "page.html", fragment: str = "") -> str:
+    page = tmp_path / name
+    page.write_text(page_html)
+    assert BROWSER is not None
+    done = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=900,1200",
+            "--dump-dom",
+            page.as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def probed(dom: str) -> dict[str, object]:
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom, flags=re.DOTALL)
+    assert found is not None, dom[-2000:]
+    result: dict[str, object] = json.loads(
+        found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    )
+    return result
+
+
+def test_pictures_are_legible_at_notebook_width_and_say_what_they_show(tmp_path: Path) -> None:
+    k = Kernel(trace=True, id_end=12)
+    tasks = build_seed_world(k)
+    fd = tasks["child_b_b"].map_create(name="mine")
+    files = tasks["child_b_b"].files
+    assert files is not None
+    mine = files.get(fd).obj
+    body = (
+        tree_svg(k, highlight=mine)
+        + ruler_svg(k.init_ns.idr[ObjType.MAP], 12)
+        + ruler_svg(k.init_ns.idr[ObjType.MAP], 10**6)
+    )
+    # A notebook's output area: about 860 px wide.
+    seen = probed(
+        dump(
+            tmp_path,
+            f"<!doctype html><meta charset=utf-8><body style='width:860px'>"
+            f"{body}<pre id=out></pre>{LEGIBILITY}",
+        )
+    )
+    widths = seen["widths"]
+    assert isinstance(widths, list) and all(w <= 860 for w in widths)
+    smallest = seen["smallest"]
+    assert isinstance(smallest, float | int) and smallest >= 12  # px, as the reader sees it
+    labels, descs = seen["labels"], seen["descs"]
+    assert isinstance(labels, list) and isinstance(descs, list)
+    assert all(labels) and all(descs)  # every picture has a text alternative
+    assert "1 in child_b_b" in descs[0] and "invisible in child_a" in descs[0]
+
+
+VIEWER_PROBE = """
+<script>
+const shown = () => ({
+  where: document.getElementById("where").textContent,
+  call: document.getElementById("call").textContent,
+  events: [...document.querySelectorAll("#events li")].map((li) => li.textContent),
+  boxes: [...document.querySelectorAll("#tree g.ns")].map((g) =>
+    [...g.querySelectorAll("text")].map((t) => t.textContent)),
+  rulers: document.querySelectorAll("#rulers svg").length,
+  focus: document.getElementById("focus").textContent,
+});
+const first = shown();
+bpfnsShow(STEP);
+const at = shown();
+document.getElementById("next").click();
+const next = shown();
+document.body.insertAdjacentHTML("beforeend", "<pre id=out></pre>");
+document.getElementById("out").textContent = JSON.stringify({first, at, next});
+</script>
+"""
+
+
+def _boxes_of(world: Kernel) -> list[list[str]]:
+    """What each namespace box of the viewer's tree must say at this step."""
+    out = []
+    for ns in world.namespaces():
+        rows = [f"{ns.label()} : level {ns.level}"]
+        for type_ in (ObjType.MAP, ObjType.PROG, ObjType.LINK):
+            ids = " ".join(str(nr) for nr, _ in list(ns.idr[type_])[:8]) or "-"
+            rows.append(f"{type_.name.lower()}s {ids}")
+        out.append(rows)
+    return sorted(out)
+
+
+def test_the_viewer_in_a_browser_shows_what_replay_rebuilds(tmp_path: Path) -> None:
+    k = Kernel(trace=True, id_end=8)
+    build_seed_world(k)
+    trace = k.trace
+    page = bpfns.view(trace).html
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # no network
+    assert trace.steps >= 3
+    for step in (0, trace.steps // 2, trace.steps - 1):
+        dom = dump(
+            tmp_path, page.replace("</body>", VIEWER_PROBE.replace("STEP", str(step)) + "</body>")
+        )
+        seen = probed(dom)
+        at, nxt = seen["at"], seen["next"]
+        assert isinstance(at, dict) and isinstance(nxt, dict)
+        assert at["where"] == f"step {step} of {trace.steps}"
+        boxes = [[t for t in box if not t.endswith(" here")] for box in at["boxes"]]
+        assert sorted(boxes) == _boxes_of(bpfns.replay(trace, until=step))
+        assert at["rulers"] == 3
+        assert nxt["where"] == f"step {step + 1} of {trace.steps}"
+        after = [[t for t in box if not t.endswith(" here")] for box in nxt["boxes"]]
+        assert sorted(after) == _boxes_of(bpfns.replay(trace, until=step + 1))
+        call = trace.calls()[step]  # the call of step + 1
+        assert f".{call.op}(" in str(nxt["call"])
+    # The address picks the step too: #step=N.
+    dom = dump(
+        tmp_path,
+        page.replace("</body>", VIEWER_PROBE.replace("STEP", "window.bpfnsStep") + "</body>"),
+        fragment=f"#step={trace.steps - 1}",
+    )
+    first = probed(dom)["first"]
+    assert isinstance(first, dict) and first["where"] == f"step {trace.steps - 1} of {trace.steps}"
+
+
+def test_a_traced_allocation_in_the_viewer_shows_every_level_and_its_cursor(
+    tmp_path: Path,
+) -> None:
+    k = Kernel(trace=True)
+    k.init_ns.create_child(name="b").create_child(name="bb")
+    bb = k.namespaces()[-1]
+    k.alloc_obj_id(k.init_ns, "host", ObjType.MAP)
+    k.alloc_obj_id(bb, "mine", ObjType.MAP)
+    page = bpfns.view(k.trace).html
+    seen = probed(
+        dump(tmp_path, page.replace("</body>", VIEWER_PROBE.replace("STEP", "4") + "</body>"))
+    )
+    at = seen["at"]
+    assert isinstance(at, dict)
+    assert at["events"][:3] == [
+        "map id 1 at level 2 (bb): cursor 0 -> 2",
+        "map id 1 at level 1 (b): cursor 0 -> 2",
+        "map id 2 at level 0 (init_bpf_ns): cursor 2 -> 3",
+    ]
+    assert at["focus"] == "bb (level 2)"
+    badges = [t for box in at["boxes"] for t in box if t.endswith(" here")]
+    assert sorted(badges) == ["map id 1 here", "map id 1 here", "map id 2 here"]

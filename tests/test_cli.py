@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import bpfns
 from bpfns import Kernel, load_trace
 from bpfns._cli import find_namespace, main
 
@@ -171,6 +172,8 @@ def test_trace_commands_exit_codes(
         (["replay", str(bad)], 2, f"{bad}:4: unknown event kind 'boom'"),
         (["show", str(bad)], 2, "unknown event kind"),
         (["replay", str(edited)], 1, f"the replay differs from the trace: {edited}:{i + 1}:"),
+        (["show", str(bad), "--html", str(tmp_path / "v.html")], 2, "unknown event kind"),
+        (["show", str(edited), "--html", str(tmp_path / "v.html")], 1, "the replay differs"),
         (["replay", str(tmp_path / "missing.jsonl")], 2, "cannot use"),
         (["show", str(demo_trace), "--step", "9999"], 2, "has steps 0 to"),
         (
@@ -243,7 +246,7 @@ def test_demo_that_cannot_write_its_trace_exits_2_keeping_its_output(
     ("command", "shown"),
     [
         ("demo", ["(default: rfc)"]),
-        ("fuzz", ["(default: fixed)", "(default: 0)", "(default: 3)", "(default: 1)"]),
+        ("fuzz", ["(default: fixed)", "(default: None)", "(default: 3)", "(default: 1)"]),
         ("conformance", ["(default: 0)", "(default: 10)"]),
         ("explore", ["(default: rfc)", "(default: 2)"]),
     ],
@@ -296,3 +299,15 @@ def test_testing_without_hypothesis_says_what_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "bpfns.testing needs Hypothesis" in out and "pip install -e '.[hypothesis]'" in out
+
+
+def test_show_html_writes_the_viewer(
+    demo_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "view.html"
+    out = run(capsys, "show", str(demo_trace), "--html", str(out_file))
+    steps = load_trace(demo_trace).steps
+    assert out == f"wrote {out_file}: steps 0 to {steps}; open it in a browser\n"
+    page = out_file.read_text()
+    assert page.startswith("<!doctype html>") and 'id="bpfns-data"' in page
+    assert page == bpfns.view(demo_trace, limit=100_000).html  # the one viewer

@@ -82,7 +82,7 @@ from ._perf import BPF_FD_TYPE_RAW_TRACEPOINT, BPF_FD_TYPE_TRACEPOINT, TaskFdQue
 from ._replay import load_trace, replay, replay_steps
 from ._sanitizer import BugKind, Report
 from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
-from ._svg import ruler_svg, tree_svg
+from ._svg import IdHistory, id_history, ruler_svg, tree_svg
 from ._task import Task
 from ._trace import (
     Enter,
@@ -104,6 +104,7 @@ from ._trace import (
     TraceError,
 )
 from ._ucount import Ucounts, UcountType, UserNamespace
+from ._viewer import TraceView, view
 
 __version__ = "0.1.0"
 
@@ -162,6 +163,7 @@ __all__ = [
     "FileKind",
     "IdAlloc",
     "IdFree",
+    "IdHistory",
     "Ida",
     "Idr",
     "InvariantViolation",
@@ -200,16 +202,19 @@ __all__ = [
     "TaskFdQuery",
     "Trace",
     "TraceError",
+    "TraceView",
     "UcountType",
     "Ucounts",
     "UninitializedRead",
     "UseAfterFree",
     "UserNamespace",
     "c_int",
+    "id_history",
     "load_trace",
     "pidns",
     "replay",
     "replay_steps",
     "ruler_svg",
     "tree_svg",
+    "view",
 ]

@@ -45,6 +45,7 @@ from ._render import render_listing, render_obj_id, render_tree
 from ._replay import load_trace, replay
 from ._task import Task
 from ._trace import ReplayMismatchError, TraceError
+from ._viewer import view
 
 __all__ = ["main"]
 
@@ -253,6 +254,14 @@ def _parser() -> argparse.ArgumentParser:
     p_show.add_argument("--ns", default="/", help="namespace path, e.g. /child_b/child_b_b")
     p_show.add_argument(
         "--step", type=_positive(int, zero=True), help="a step number >= 0 (None: the last)"
+    )
+    p_show.add_argument(
+        "--html",
+        type=_new_file,
+        default=None,
+        metavar="OUT.html",
+        help="write the step-through viewer of the whole trace to this file (opens in any "
+        "browser, offline) instead of listing",
     )
     p_replay = command(
         "replay",
@@ -479,7 +488,24 @@ def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
         return 2
 
 
+def _show_html(args: argparse.Namespace) -> int:
+    """``bpfns show TRACE --html OUT``: the viewer page (see :func:`bpfns.view`)."""
+    try:
+        page = view(args.trace, limit=100_000)
+    except ReplayMismatchError as err:
+        _write(sys.stderr, f"bpfns: the replay differs from the trace: {err}\n")
+        return 1
+    except (TraceError, OSError) as err:
+        _write(sys.stderr, f"bpfns: cannot use {args.trace}: {err}\n")
+        return 2
+    page.save(args.html)
+    _write(sys.stdout, f"wrote {args.html}: steps 0 to {page.steps}; open it in a browser\n")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.html is not None:
+        return _show_html(args)
     result = _replayed(args.trace, args.step)
     if isinstance(result, int):
         return result

@@ -171,10 +171,10 @@ def task_html(task: CurrentTask) -> str:
 
 
 def idr_html(idr: Idr, end: int = 64) -> str:
-    """An Idr: its repr and, for ids below ``end``, the id ruler (SVG)."""
+    """An Idr: its repr and the id ruler (SVG) from 1 to past ``end``, the cursor and the ids."""
     from ._svg import ruler_svg  # noqa: PLC0415 - the SVG module imports this one's types
 
-    shown = min(max(end, idr.cursor, *(idr.ids()[-1:] or [0])) + 1, 4096)
+    shown = max(end, idr.cursor, *(idr.ids()[-1:] or [0])) + 1
     return f'<div class="bpfns-idr">{_fallback(repr(idr))}{ruler_svg(idr, shown)}</div>'
 
 

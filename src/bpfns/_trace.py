@@ -347,6 +347,10 @@ def check_structure(source: str, events: list[Event]) -> None:
         raise TraceError(source, len(events), f"step {step} ({open_call.op}) never returned")
 
 
+#: A trace of more steps than this shows itself in a notebook as the step-through viewer.
+VIEW_FROM = 5
+
+
 @attrs.define(repr=False)
 class Trace:
     """The events of one traced Kernel, in order (``Kernel(trace=True).trace``).
@@ -422,7 +426,18 @@ class Trace:
         p.text(repr(self) if cycle else self.text())
 
     def _repr_html_(self, limit: int = 500) -> str:
-        """Notebooks: a table of the first ``limit`` events (every value escaped)."""
+        """Notebooks: the step-through viewer, or a table of the first ``limit`` events.
+
+        A trace of more than :data:`VIEW_FROM` steps shows :func:`bpfns.view`; a
+        shorter one, or one that does not replay, the table (every value escaped).
+        """
+        if self.steps > VIEW_FROM:
+            from ._viewer import view  # noqa: PLC0415 - the viewer replays: above this layer
+
+            try:
+                return view(self)._repr_html_()
+            except TraceError:
+                pass  # shown as it is: the table below
         rows = []
         for e in self.events[:limit]:
             fields = attrs.asdict(e, recurse=False)
