@@ -23,6 +23,9 @@ from bpfns.conformance import (
 
 REASON = unavailable()
 live = pytest.mark.skipif(REASON is not None, reason=f"live kernel driver: {REASON}")
+# The live scenarios read the machine's global BPF ids: another worker making maps at
+# the same time would be a mismatch. One xdist worker runs this whole module.
+pytestmark = pytest.mark.xdist_group("live-kernel")
 
 
 def test_scenarios_are_seeded_and_varied() -> None:
@@ -213,7 +216,7 @@ def test_probe_reports_a_refused_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @live
 def test_live_pid_rules_match() -> None:
-    """set_tid (kernel.md C.2) and ENOMEM once the init has exited (C.6), on the kernel."""
+    """set_tid (kernel rules §C.2) and ENOMEM once the init has exited (C.6), on the kernel."""
     live = conformance.run_pid_rules()
     assert [e.error or e.numbers[0] for e in live] == [
         "EINVAL", 1, 5, "EEXIST", "EINVAL", 2, "ENOMEM",

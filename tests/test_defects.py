@@ -1,4 +1,4 @@
-"""The RFC's memory and semantic defects, reached on purpose (rfc.md section 3).
+"""The RFC's memory and semantic defects, reached on purpose (docs/explanation/defects.md).
 
 D1: the rollback of a failed ``bpf_alloc_obj_id`` starts at the failed level and reads a
 never-written, non-zeroed slab entry. D2: an id record does not pin its namespace, so

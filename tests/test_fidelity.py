@@ -121,7 +121,7 @@ def test_d5_only_the_offloaded_maps_of_that_device() -> None:
     assert walk(t, "map") == [2, 3]
     assert t.obj_get_info_by_fd(on_b).id == 2 and t.obj_get_info_by_fd(host).id == 3
     assert k.reports == []
-    info = t.obj_get_info_by_fd(prog)  # the program keeps its id (rfc.md D5) ...
+    info = t.obj_get_info_by_fd(prog)  # the program keeps its id (semantics D5) ...
     assert info.id == 1
     assert k.reports[-1].defect == "D5"  # ... but its map_ids read the freed record
     k.check()
@@ -552,7 +552,7 @@ def test_d2_reused_memory_of_a_deeper_level_wastes_the_record() -> None:
 
 
 def test_init_bpf_ns_refcount_reads_0() -> None:
-    """rfc.md 2.1: init_bpf_ns is static and its count never touched (get/put skip it)."""
+    """semantics §2.1: init_bpf_ns is static and its count never touched (get/put skip it)."""
     k = Kernel()
     assert k.init_ns.refcount == 0
     t = k.init_task.clone()

@@ -1,6 +1,6 @@
 """The kernel's IDA self-tests (lib/test_ida.c and user_ida_checks), as conformance cases.
 
-kernel.md section B, "IDA cases". ``IDA_BITMAP_BITS`` is 1024 and ``BITS_PER_LONG`` 64, as
+kernel rules §B, "IDA cases". ``IDA_BITMAP_BITS`` is 1024 and ``BITS_PER_LONG`` 64, as
 on a 64-bit kernel. Concurrency (``ida_leak_fn``, ``ida_thread_tests``) and memory-failure
 cases (``ida_check_nomem``, ``ida_check_conv_user``) have no counterpart in the simulator.
 """

@@ -1,6 +1,6 @@
 """The kernel's own IDR self-tests (tools/testing/radix-tree/idr-test.c), as conformance cases.
 
-One test per kernel test function, with the kernel's numbers (kernel.md section B,
+One test per kernel test function, with the kernel's numbers (kernel rules §B,
 v6.17-rc3 plus ``idr_alloc2_test`` from c6e8e595). ``RADIX_TREE_MAP_SIZE`` is the kernel
 value, 64. ``DUMMY`` is the kernel's ``DUMMY_PTR``: any non-NULL object.
 """
@@ -368,7 +368,7 @@ def test_b10_idr_checks() -> None:
 
 
 def test_a3_idr_alloc_negative_start_warns_and_returns_einval() -> None:
-    """kernel.md A.3: ``start < 0`` gives a WARN and -EINVAL (``WARN_ON_ONCE(start < 0)``)."""
+    """kernel rules §A.3: ``start < 0`` gives a WARN and -EINVAL (``WARN_ON_ONCE(start < 0)``)."""
     idr = Idr()
     with pytest.warns(KernelWarning), expect_errno(errno.EINVAL):
         idr.alloc(DUMMY, -1, 0)

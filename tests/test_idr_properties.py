@@ -1,6 +1,6 @@
 """Property tests: Idr, Ida and RunSet against deliberately naive reference models.
 
-The models below are written from the text of kernel.md A.2-A.9 (not from src/): a dict
+The models below are written from the text of kernel rules §A.2-A.9 (not from src/): a dict
 from id to pointer, an int cursor and a base, and linear scans. The id spaces are small
 (ids 0..42 plus a few values at the INT_MAX and U32_MAX edges) and the Idr's bitmap leaves
 hold 1, 2, 4 or 8 ids, so that wrap-around, full ranges and full leaves are reached.
@@ -45,7 +45,7 @@ def as_c_int(value: int) -> int:
 
 
 class RefIdr:
-    """kernel.md A.1-A.8, straight from the text. ``warned`` records WARNs."""
+    """kernel rules §A.1-A.8, straight from the text. ``warned`` records WARNs."""
 
     def __init__(self, base: int) -> None:
         self.base = base
@@ -137,7 +137,7 @@ class RefIdr:
 
 
 class RefIda:
-    """kernel.md A.9: lowest free id, no cursor, ids never above INT_MAX."""
+    """kernel rules §A.9: lowest free id, no cursor, ids never above INT_MAX."""
 
     def __init__(self) -> None:
         self.used: set[int] = set()

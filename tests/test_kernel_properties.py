@@ -1,9 +1,9 @@
 """Property-based test of the Kernel against a deliberately simple reference model.
 
 The model keeps, per namespace and type, a plain dict of ids and an int cursor, and
-allocates by scanning (rfc.md 2.3: ``idr_alloc_cyclic(1, id_end)`` at every level,
+allocates by scanning (semantics §2.3: ``idr_alloc_cyclic(1, id_end)`` at every level,
 deepest first; on failure nothing is kept but the deeper cursors stay advanced). It also
-counts references by hand (rfc.md 2.2 lifetime; FIXED pins the deepest namespace). The
+counts references by hand (semantics §2.2 lifetime; FIXED pins the deepest namespace). The
 id space and the depth are tiny so that wrap-around, full ranges and rollback happen.
 """
 

@@ -28,7 +28,12 @@ def only(switch: str) -> Behavior:
 DEFECTS = {
     "D1": (only("d1_rollback_at_failed_level"), 4, bpfns.UninitializedRead, None),
     "D2": (only("d2_obj_id_unpinned"), 6, bpfns.UseAfterFree, None),
-    "D3": (only("d3_create_returns_zero"), 4, InvariantViolation, "failures match the model"),
+    "D3": (
+        only("d3_create_returns_zero"),
+        4,
+        InvariantViolation,
+        "D3: a create whose id allocation failed returns 0",
+    ),
     "D6": (only("d6_nr_ns_unchecked"), 6, InvariantViolation, "ancestor visibility"),
 }
 

@@ -1,6 +1,6 @@
 """Namespaces: creation checks in the kernel's order, inode numbers, refcounts and teardown.
 
-Specification: rfc.md 2.1 and 2.2; kernel.md D (ucounts) and E.3 (inode numbers).
+Specification: semantics §2.1 and §2.2; kernel rules §D (ucounts) and E.3 (inode numbers).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def test_ucount_limit_in_init_user_ns() -> None:
     assert info.value.errno == errno.ENOSPC
     assert "max_bpf_namespaces" in info.value.strerror
     assert k.snapshot() == before
-    # The charge is released at the final free, not at destroy (kernel.md C.6, D).
+    # The charge is released at the final free, not at destroy (kernel rules §C.6, §D).
     a.put()
     with pytest.raises(BpfnsError):
         k.init_ns.create_child()

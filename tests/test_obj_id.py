@@ -1,6 +1,6 @@
 """Object ids: allocation at every level, views, release, and the slab records behind them.
 
-Specification: rfc.md 2.3 (allocation and release) and 2.4 (views).
+Specification: semantics §2.3 (allocation and release) and 2.4 (views).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pid flavour of the core against kernel.md section C (alloc_pid, pid_max)."""
+"""The pid flavour of the core against kernel rules §C (alloc_pid, pid_max)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_pid_max_302_gives_301_pids_then_eagain() -> None:
 
 
 def test_pid_max_nested_limit_selftest() -> None:
-    """Outer pid_max 400, inner 500: 397 inner forks succeed (kernel.md C.10)."""
+    """Outer pid_max 400, inner 500: 397 inner forks succeed (kernel rules §C.10)."""
     pk = PidKernel()
     outer = pk.create_namespace(pk.root)
     pk.set_pid_max(outer, 400)
@@ -139,7 +139,7 @@ def test_eagain_message_names_alloc_pid() -> None:
         pk.alloc_pid(ns)
 
 
-# -- the rules an audit found missing (kernel.md C.1, C.2, C.6, C.8) -----------------
+# -- the rules an audit found missing (kernel rules §C.1, §C.2, §C.6, §C.8) -----------------
 
 
 def test_alloc_pid_after_the_init_exited_is_enomem() -> None:

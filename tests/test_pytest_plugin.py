@@ -13,6 +13,17 @@ import pytest_bpfns
 pytest_plugins = ["pytester"]
 
 
+def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """An inner pytest run with only this plugin (whatever else this environment has).
+
+    Entry-point plugins are off (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``) and the plugin is
+    loaded by name, as ``-p pytest_bpfns`` would in a project that disables autoload.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        return pytester.runpytest_inprocess("-p", "pytest_bpfns", "-p", "no:cacheprovider", *args)
+
+
 def test_module_level_code_runs_under_coverage() -> None:
     # pytest imported the plugin before coverage started; run its module code again.
     again = importlib.reload(pytest_bpfns)
@@ -77,7 +88,7 @@ def test_teardown_fails_a_test_that_leaks_and_says_how_to_fix_it(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(LEAKY)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--strict-markers")
+    result = run_inner(pytester, "--strict-markers")
     result.assert_outcomes(passed=5, errors=2)  # the two leaks fail at teardown
     text = result.stdout.str()
     result.stdout.fnmatch_lines(
@@ -122,7 +133,7 @@ def test_teardown_fails_a_test_whose_kernel_reported_a_memory_bug(
             assert bpfns_kernel.tainted
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result = run_inner(pytester)
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -140,5 +151,5 @@ def test_the_how_to_example_passes(pytester: pytest.Pytester) -> None:
     section = text[text.index("## 5. The `bpfns_kernel` fixture") :]
     block = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyfile(block)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--strict-markers")
+    result = run_inner(pytester, "--strict-markers")
     result.assert_outcomes(passed=3)

@@ -12,7 +12,7 @@ from helpers import walk
 
 @pytest.mark.parametrize("behavior", [RFC, FIXED])
 def test_rfc_selftest(behavior: Behavior) -> None:
-    """rfc.md section 5, with the checks the selftest forgot."""
+    """The RFC's selftest (patch 13, test_bpfns.c), with the checks it forgot."""
     k = Kernel(behavior)
     init = k.init_task
     map_in_init = init.map_create(name="map_in_init")
@@ -27,7 +27,7 @@ def test_rfc_selftest(behavior: Behavior) -> None:
 
 
 def test_bpftool_transcripts_of_patch_10() -> None:
-    """rfc.md 2.6: child maps 4/5, progs 7/9, links 1/2; init maps 8/9, progs 15/17,
+    """semantics §2.6: child maps 4/5, progs 7/9, links 1/2; init maps 8/9, progs 15/17,
     links 2/3; libbpf's feature probes explain the gaps."""
     k = Kernel()
     host = k.init_task

@@ -206,3 +206,14 @@ def test_tree_highlight_refuses_what_names_no_live_object() -> None:
         tree_svg(k, highlight=oid)
     with pytest.raises(TypeError, match=r"a bpfns\.Namespace or a bpfns\.Kernel"):
         tree_svg(42)
+
+
+def test_a_subtree_highlights_an_object_by_its_global_id() -> None:
+    k = Kernel()
+    k.alloc_obj_id(k.init_ns, "host", ObjType.MAP)
+    b = k.init_ns.create_child(name="b")
+    mine = k.alloc_obj_id(b.create_child(name="bb"), "mine", ObjType.MAP)
+    root = parse(tree_svg(b, highlight=(ObjType.MAP, 2)))  # the subtree under b
+    badges = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "badge"]
+    assert badges == ["map id 1 here", "map id 1 here"]  # b and bb; init is not drawn
+    assert mine.nr() == 2

@@ -1,4 +1,4 @@
-"""The bpf() commands after patches 08-11 (rfc.md 2.3 "Callers", 2.5, D3, D8)."""
+"""The bpf() commands after patches 08-11 (semantics §2.3 "Callers", 2.5, D3, D8)."""
 
 from __future__ import annotations
 

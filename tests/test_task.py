@@ -1,4 +1,4 @@
-"""Tasks: clone, unshare, setns, exit, credentials, procfs and sysctls (rfc.md 2.1, 2.2)."""
+"""Tasks: clone, unshare, setns, exit, credentials, procfs and sysctls (semantics §2.1, §2.2)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_d19_newuser_newbpf(behavior: Behavior, allowed: bool) -> None:
         assert child.bpf_ns.user_ns is child.cred.user_ns
         assert child.cred.user_ns.owner == 1000
         assert child.ns_capable(child.cred.user_ns, Cap.CAP_SYS_ADMIN)
-        assert not child.capable(Cap.CAP_BPF)  # harmless but useless (rfc.md 2.5)
+        assert not child.capable(Cap.CAP_BPF)  # harmless but useless (semantics §2.5)
         k.check()
     else:
         assert errno_of(lambda: user.clone(CLONE_NEWUSER | CLONE_NEWBPF)) == errno.EINVAL
@@ -150,7 +150,7 @@ def test_threads_can_sit_in_different_namespaces() -> None:
     fd = leader.map_create(name="shared")
     thread.unshare(CLONE_NEWBPF)
     assert thread.bpf_ns.parent is leader.bpf_ns
-    # One fd, two threads, two answers (rfc.md 2.1).
+    # One fd, two threads, two answers (semantics §2.1).
     assert leader.obj_get_info_by_fd(fd).id == 1
     assert thread.obj_get_info_by_fd(fd).id == 0
     assert errno_of(lambda: thread.unshare(CLONE_NEWUSER)) == errno.EINVAL  # threaded

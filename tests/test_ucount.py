@@ -1,4 +1,4 @@
-"""User namespaces and ucounts (kernel.md section D)."""
+"""User namespaces and ucounts (kernel rules §D)."""
 
 from __future__ import annotations
 

@@ -94,3 +94,18 @@ def test_notebooks_get_the_viewer_for_traces_longer_than_a_few_steps() -> None:
     assert isinstance(event, bpfns.IdAlloc)
     broken.events[i] = attrs.evolve(event, nr=99)
     assert broken._repr_html_().startswith('<div class="bpfns-trace"><table>')
+
+
+def test_a_step_that_touches_a_freed_namespace_focuses_on_a_live_one() -> None:
+    # D2, recorded: the free walks a namespace that is already gone.
+    k = Kernel(trace=True, on_bug="record")
+    child = k.init_ns.create_child(name="gone")
+    record = k.alloc_obj_id(child, "m", ObjType.MAP)
+    child.put()
+    k.synchronize_rcu()
+    k.free_obj_id(record, ObjType.MAP)
+    steps = data_of(bpfns.view(k.trace).html)["steps"]
+    assert isinstance(steps, list)
+    assert steps[-1]["events"][0] == "map id 1 removed at level 1 (gone)"
+    assert steps[-1]["focus"] == "init_bpf_ns (level 0)"
+    assert k.tainted

@@ -1,9 +1,9 @@
 """Behaviour switches: the RFC as posted, the corrected design, and every mix in between.
 
-Each switch names one defect of rfc.md section 3 by its D-number. ``True`` reproduces the
-posted patch; ``False`` is the fix the review (or the kernel's own pid code) points to.
-:data:`RFC` has every switch on, :data:`FIXED` every switch off; flip one with
-:func:`attrs.evolve`:
+Each switch names one defect by its D-number (the docs page "Defects D1-D20").
+``True`` reproduces the posted patch; ``False`` is the fix the review (or the kernel's
+own pid code) points to. :data:`RFC` has every switch on, :data:`FIXED` every switch
+off; flip one with :func:`attrs.evolve`:
 
 >>> import attrs
 >>> only_d6_fixed = attrs.evolve(RFC, d6_nr_ns_unchecked=False)
@@ -23,7 +23,7 @@ class Behavior:
     """Which defects of the posted RFC a :class:`bpfns.Kernel` reproduces.
 
     Attributes:
-        d1_rollback_at_failed_level: D1 (rfc.md 2.3 step 5, section 3). When
+        d1_rollback_at_failed_level: D1 (semantics §2.3, step 4). When
             ``bpf_alloc_obj_id`` fails at level ``i``, the posted rollback loop
             ``for (; i <= ns->level; i++)`` starts at the failed index and so reads the
             never-written, non-zeroed ``numbers[i]``. Fixed: start at ``i + 1``, as
@@ -41,7 +41,7 @@ class Behavior:
             leaves ``map->obj_id`` pointing at the freed record, which a later
             ``BPF_OBJ_GET_INFO_BY_FD`` or fdinfo read dereferences (use-after-free).
             Fixed: ``map->obj_id`` is cleared too, and the id reads 0.
-        d6_nr_ns_unchecked: D6 (rfc.md 2.4). ``bpf_obj_id_nr_ns`` returns
+        d6_nr_ns_unchecked: D6 (semantics §2.4). ``bpf_obj_id_nr_ns`` returns
             ``numbers[ns->level].nr`` without checking ``numbers[ns->level].ns == ns``,
             so a sibling namespace sees another branch's number. Fixed: return 0 unless
             the namespace matches, as ``pid_nr_ns`` does.

@@ -1,6 +1,6 @@
 """kernel/bpf/bpf_namespace.c: the BPF namespace object and its lifetime (RFC patch 03).
 
-Semantics follow rfc.md 2.1 (data structures) and 2.2 (creation and lifetime):
+The rules are semantics §2.1 (data structures) and §2.2 (creation and lifetime):
 
 * ``create_bpf_namespace(user_ns, parent)`` checks, in this order: the owner user
   namespace is within the parent's (EINVAL), ``level <= MAX_BPF_NS_LEVEL`` (ENOSPC), the
@@ -68,10 +68,10 @@ __all__ = [
     "refresh_fast_paths",
 ]
 
-#: RFC patch 01: the clone3 flag, above bit 31 (rfc.md 1, D14).
+#: RFC patch 01: the clone3 flag, above bit 31 (semantics §1, D14).
 CLONE_NEWBPF = 0x400000000
 #: ``PROC_BPF_INIT_INO`` as the RFC posted it. Upstream later gave 0xEFFFFFF9 to the
-#: initial *network* namespace (kernel.md E.2, G); bpfns keeps the RFC's value because it
+#: initial *network* namespace (kernel rules §E.2); bpfns keeps the RFC's value because it
 #: simulates the RFC, and never hands it out dynamically.
 PROC_BPF_INIT_INO = 0xEFFFFFF9
 #: ``PROC_DYNAMIC_FIRST``: dynamic inode numbers are ``0xF0000000 + lowest free`` (E.3).
@@ -81,7 +81,7 @@ PROC_DYNAMIC_FIRST = 0xF0000000
 class ObjType(enum.IntEnum):
     """The object types with an IDR in every namespace (``MAP_OBJ_ID`` ... ``LINK_OBJ_ID``).
 
-    BTF has no slot (rfc.md 2.1).
+    BTF has no slot (semantics §2.1).
     """
 
     MAP = 0
@@ -301,7 +301,7 @@ class NsContext(KernelContext):
         return ObjIdPolicy(self.id_end)
 
     def _new_obj_id_cache(self, level: int) -> KmemCache[IdRecord]:
-        # D4: level 0 uses a second "pid" cache, as posted (rfc.md 2.1); harmless here.
+        # D4: level 0 uses a second "pid" cache, as posted (semantics §2.1); harmless here.
         name = "pid" if level == 0 else self.cache_name.format(level + 1)
         cache = KmemCache(name, level + 1, self._alloc_addr, functools.partial(IdRecord, self))
         self.obj_id_caches[level] = cache
@@ -348,7 +348,7 @@ def obj_type(value: object) -> ObjType:
 
 @attrs.define(eq=False)
 class Nsproxy:
-    """``struct nsproxy`` (kernel/nsproxy.c), reduced to the BPF namespace (rfc.md 2.1).
+    """``struct nsproxy`` (kernel/nsproxy.c), reduced to the BPF namespace (semantics §2.1).
 
     Attributes:
         bpf_ns: the BPF namespace of the tasks that share this nsproxy.
@@ -560,7 +560,7 @@ class Namespace:
         """``put_bpfns``: drop a reference taken by :meth:`get` or by creation.
 
         When the count reaches zero the namespace is destroyed and the walk continues
-        with its parent (rfc.md 2.2 "Lifetime"); the final frees wait for
+        with its parent (semantics §2.2 "Lifetime"); the final frees wait for
         :meth:`bpfns.Kernel.synchronize_rcu`. A put on ``init_bpf_ns`` is a no-op.
 
         Raises:
@@ -689,7 +689,7 @@ def put_bpfns(ns: Namespace, holder: str) -> None:
     """The ``put_bpfns`` loop, starting with a reference of ``ns`` held by ``holder``.
 
     At zero the namespace is destroyed and its parent's "child" reference is put in
-    turn (rfc.md 2.2 "Lifetime"); init is never put.
+    turn (semantics §2.2 "Lifetime"); init is never put.
     """
     cur: Namespace | None = ns
     smp = ns.kernel.smp
@@ -766,7 +766,7 @@ def create_bpf_namespace(
     name: str | None,
     holder: str = "ref",
 ) -> Namespace:
-    """``create_bpf_namespace``: the checks and allocations of rfc.md 2.2, in order.
+    """``create_bpf_namespace``: the checks and allocations of semantics §2.2, in order.
 
     The first reference belongs to ``holder`` (the caller, or an nsproxy).
     """

@@ -2,7 +2,7 @@
 
 Each holds its level-0 id (``map->id`` ...) and, since RFC patch 08-10, its id record
 (``obj_id``). Objects are refcounted by files, bpffs pins, programs (their used maps)
-and links (their program); the last reference frees the ids at once (rfc.md 2.3
+and links (their program); the last reference frees the ids at once (semantics §2.3
 "Callers"), and a program's maps go after an RCU grace period. The records returned to
 userspace (``bpf_*_info``, audit records) are here too; the commands that create and use
 objects are in :mod:`bpfns._syscall`.

@@ -58,7 +58,7 @@ class LinkInfo:
 
 @attrs.frozen
 class AuditRecord:
-    """An ``AUDIT_BPF`` record: ``prog-id=<vnr> op=LOAD|UNLOAD`` (rfc.md 2.5).
+    """An ``AUDIT_BPF`` record: ``prog-id=<vnr> op=LOAD|UNLOAD`` (semantics §2.5).
 
     ``pid`` is the task that ran the code (the loader, or the last releaser).
     """

@@ -2,7 +2,7 @@
 
 One flat bpffs mount at ``/sys/fs/bpf/`` per Kernel. A pin holds a reference on its
 object (``bpf_any_get``); unlinking it drops the reference (``bpf_any_put``). Pins are
-not namespaced: the RFC leaves bpffs alone (rfc.md 2.5, D20), which is how an object
+not namespaced: the RFC leaves bpffs alone (semantics §2.5, D20), which is how an object
 outlives the namespace that created it (D2).
 """
 

@@ -1,6 +1,6 @@
 """Credentials and capabilities: ``struct cred`` and ``cap_capable`` (security/commoncap.c).
 
-The spec (rfc.md 2.2, 2.5; kernel.md C.9, D) states which checks the RFC makes; how a
+The spec (semantics §2.2, §2.5; kernel rules §C.9, §D) states which checks the RFC makes; how a
 capability check walks user namespaces is the kernel's ``cap_capable``:
 
 * a task has its effective capabilities in its own user namespace (``cred->user_ns``);

@@ -3,7 +3,7 @@
 Every allocation the simulated kernel makes passes through
 :meth:`FaultInjector.should_fail` with its :class:`FaultSite`. Arming the injector with
 :meth:`FaultInjector.fail_nth` makes the n-th such allocation from now fail (optionally
-counting only some sites); that turns every ENOMEM path of rfc.md 2.2 and 2.3 into a
+counting only some sites); that turns every ENOMEM path of semantics §2.2 and §2.3 into a
 reachable, testable branch.
 """
 

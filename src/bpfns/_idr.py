@@ -1,8 +1,8 @@
 """lib/idr.c: the IDR (id -> pointer map with a cyclic cursor) and the IDA (id allocator).
 
-Semantics follow kernel.md section A (v6.17-rc3 plus the 6.19/stable fix c6e8e595,
+Semantics follow kernel rules §A (v6.17-rc3 plus the 6.19/stable fix c6e8e595,
 "idr: fix idr_alloc() returning an ID out of range"); the kernel's own self-tests,
-restated in kernel.md section B, are the test suite's conformance cases.
+restated in kernel rules §B, are the test suite's conformance cases.
 
 C calling conventions map to Python as follows:
 
@@ -67,12 +67,12 @@ def _enospc(what: str, lo: int, hi: int) -> BpfnsError:
 class Idr:
     """An IDR: ids mapped to pointers, with the cyclic cursor ``idr_next``.
 
-    Models ``struct idr`` of lib/idr.c (kernel.md A.1-A.8). ``base`` is ``idr_base``:
+    Models ``struct idr`` of lib/idr.c (kernel rules §A.1-A.8). ``base`` is ``idr_base``:
     ids below it can never be allocated or found. ``cursor`` is ``idr_next``, read and
     written by ``idr_get_cursor``/``idr_set_cursor``; only :meth:`alloc_cyclic` moves it.
 
     An id is *allocated* or *free*; an allocated id may hold ``None`` (a NULL entry),
-    which :meth:`find`, :meth:`get_next` and iteration do not see (kernel.md A.8).
+    which :meth:`find`, :meth:`get_next` and iteration do not see (kernel rules §A.8).
 
     ``arm_limit`` (keyword-only; no kernel equivalent) is a speed hint: the O(1) path of
     cyclic allocation (the cursor's slot) is used only for ids up to it. Pass the
@@ -165,7 +165,7 @@ class Idr:
     def alloc(self, ptr: object, start: int, end: int) -> int:
         """``idr_alloc``: the lowest free id in ``[start, end)``; ``end <= 0`` means INT_MAX.
 
-        The cursor is neither read nor moved (kernel.md A.3).
+        The cursor is neither read nor moved (kernel rules §A.3).
 
         Raises:
             BpfnsError: EINVAL if ``start < 0``, after a :class:`bpfns.KernelWarning`
@@ -189,7 +189,7 @@ class Idr:
     def alloc_cyclic(self, ptr: object, start: int, end: int) -> int:
         """``idr_alloc_cyclic``: allocate at or after the cursor, wrapping to ``start``.
 
-        ``end`` is exclusive, ``end <= 0`` means INT_MAX (kernel.md A.4). The search
+        ``end`` is exclusive, ``end <= 0`` means INT_MAX (kernel rules §A.4). The search
         starts at the cursor, or at ``start`` if the cursor is below it or is
         ``>= 0x80000000`` (negative as a C int). If nothing is free up to the top, the
         search is repeated once from ``start`` (the silent wrap). On success the cursor
@@ -413,9 +413,9 @@ def idr_tree(idr: Idr) -> IdBitmap:
 
 @attrs.define(eq=False)
 class Ida:
-    """An IDA: a lowest-free id allocator with no cursor (lib/idr.c, kernel.md A.9).
+    """An IDA: a lowest-free id allocator with no cursor (lib/idr.c, kernel rules §A.9).
 
-    ``proc_alloc_inum`` uses one for namespace inode numbers (kernel.md E.3), so freed
+    ``proc_alloc_inum`` uses one for namespace inode numbers (kernel rules §E.3), so freed
     numbers are reused at once, lowest first. Ids never exceed INT_MAX. Allocation is
     O(log n) in the worst case.
 

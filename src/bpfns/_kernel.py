@@ -213,7 +213,7 @@ class Kernel(TaskContext):
 
         Without ``CLONE_NEWBPF`` in ``flags`` it returns ``old_ns`` with a new reference
         (``get_bpfns``). With it, it runs ``create_bpf_namespace(user_ns, old_ns)``
-        (rfc.md 2.2); the parent is ``old_ns`` itself. ``euid`` is the caller's
+        (semantics §2.2); the parent is ``old_ns`` itself. ``euid`` is the caller's
         effective uid, charged in ``max_bpf_namespaces``. The caller owns one reference
         on the result; drop it with :meth:`Namespace.put`.
 

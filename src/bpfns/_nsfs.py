@@ -4,7 +4,7 @@
 holds a reference on the namespace (``bpfns_get``/``bpfns_put``). The ioctls of an nsfs
 fd ask for the namespace's type, parent and owner; the RFC's ``bpfns_operations`` has no
 ``get_parent`` and no ``owner`` op (D10). ``setns`` on a BPF namespace is refused
-(rfc.md 2.2, D18).
+(semantics §2.2, D18).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ class NsfsCommands:
         the C compiler does. On an nsfs fd of a BPF namespace, a non-zero type is EINVAL
         (a type mismatch) and 0 reaches ``bpfns_install``, which logs
         ``setns not supported for bpf namespace`` to :attr:`bpfns.Kernel.dmesg` and
-        returns EOPNOTSUPP (rfc.md 2.2, D18). On a pidfd, ``check_setns_flags`` refuses
+        returns EOPNOTSUPP (semantics §2.2, D18). On a pidfd, ``check_setns_flags`` refuses
         CLONE_NEWBPF (and 0, and unknown bits) with EINVAL.
 
         Raises:
@@ -232,7 +232,7 @@ class NsfsCommands:
         k.dmesg.append("setns not supported for bpf namespace")
         raise BpfnsError(
             errno.EOPNOTSUPP,
-            "setns is not supported for bpf namespaces (rfc.md 2.2); create the task "
+            "setns is not supported for bpf namespaces (semantics §2.2); create the task "
             "in the namespace with clone3(CLONE_NEWBPF) instead",
         )
 

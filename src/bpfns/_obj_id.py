@@ -1,6 +1,6 @@
 """Object ids: ``struct bpf_obj_id`` and its alloc, free and view helpers (RFC patch 06).
 
-Semantics follow rfc.md 2.3 (allocation and release) and 2.4 (views):
+The rules are semantics §2.3 (allocation and release) and §2.4 (views):
 
 * ``bpf_alloc_obj_id(ns, obj, type)`` takes a record from the per-level slab cache (not
   zeroed), then calls ``idr_alloc_cyclic(&tmp->idr[type], obj, 1, INT_MAX)`` for every
@@ -14,7 +14,7 @@ Semantics follow rfc.md 2.3 (allocation and release) and 2.4 (views):
 
 What the kernel leaves behind on a failed allocation, and bpfns too: the cyclic cursors
 of the levels that succeeded before the failing one stay advanced (the ids they handed
-out are "burned"), exactly as ``alloc_pid`` leaves them (kernel.md C.2 step 7).
+out are "burned"), exactly as ``alloc_pid`` leaves them (kernel rules §C.2 step 7).
 
 **Fast paths.** Both walks run once per level of every object created or freed, so they
 come in two forms with one meaning. The general form is the C code line by line: the
@@ -379,7 +379,7 @@ def alloc_obj_id(
     """``bpf_alloc_obj_id``: give ``obj`` an id in ``ns`` and in every ancestor.
 
     Each level gets ``idr_alloc_cyclic(&idr[type], obj, 1, id_end)``, deepest first
-    (rfc.md 2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
+    (semantics §2.3). The IDRs store the returned :class:`ObjId`, whose ``obj`` is
     ``obj``: the pair stands for the kernel's object and its ``obj_id`` field.
 
     Raises:

@@ -3,9 +3,9 @@
 The namespace tree, the IDRs, the id records and the deepest-first walk with rollback
 are shared by every flavour of namespace. What differs is one level's allocation:
 
-* :class:`ObjIdPolicy` (BPF namespaces, rfc.md 2.3): ``idr_alloc_cyclic(obj, 1, end)``;
+* :class:`ObjIdPolicy` (BPF namespaces, semantics §2.3): ``idr_alloc_cyclic(obj, 1, end)``;
   the object pointer is stored at once.
-* :class:`PidPolicy` (pid namespaces, kernel.md C.2): ``idr_alloc_cyclic(NULL, pid_min,
+* :class:`PidPolicy` (pid namespaces, kernel rules §C.2): ``idr_alloc_cyclic(NULL, pid_min,
   pid_max)`` with ``pid_min`` 300 once the cursor has passed RESERVED_PIDS, a NULL
   placeholder published by ``idr_replace`` when every level succeeded, ENOSPC reported as
   EAGAIN, and the innermost cursor reset to 0 after a rollback if that namespace holds no
@@ -25,7 +25,7 @@ from ._idr import Idr, idr_alloc_cyclic
 __all__ = ["PID_MAX_LIMIT", "RESERVED_PIDS", "ObjIdPolicy", "PidPolicy"]
 
 RESERVED_PIDS = 300
-#: ``PID_MAX_LIMIT`` on 64-bit (kernel.md C.1); the initial pid namespace's bound.
+#: ``PID_MAX_LIMIT`` on 64-bit (kernel rules §C.1); the initial pid namespace's bound.
 PID_MAX_LIMIT = 4 * 1024 * 1024
 PID_MAX_MIN = RESERVED_PIDS + 1
 

@@ -4,7 +4,7 @@ The kernel keeps IDR entries in a radix tree: the leaves hold the slots (the sto
 pointers) and the nodes carry an ``IDR_FREE`` tag, set when a free slot exists below.
 ``idr_get_free()`` follows the tags down to the lowest free slot at or above the start,
 touching one node per level; in the common cyclic case, that is the slot the cursor
-points at. (kernel.md A.1: "allocated" is tracked separately from the stored value; that
+points at. (kernel rules §A.1: "allocated" is tracked separately from the stored value; that
 is why a NULL entry is allocated.)
 
 :class:`IdBitmap` keeps the same information in two tiers:
@@ -208,7 +208,7 @@ def _scan_mask(leaf: list[Any]) -> int:
 class IdBitmap:
     """The slots of ids ``[0, 2**32)``, with O(log n) lowest-free search and a cursor.
 
-    Models the IDR_FREE-tagged radix tree of lib/radix-tree.c (kernel.md A.1). A leaf
+    Models the IDR_FREE-tagged radix tree of lib/radix-tree.c (kernel rules §A.1). A leaf
     is a list of ``2**shift`` slots, each :data:`FREE` or the stored pointer; ``_masks``
     holds, per leaf, the mask of its allocated slots (bit ``j`` for slot ``j``; the
     armed leaf has none while armed). The masks live in one small dict rather than in

@@ -65,7 +65,7 @@ class Report:
     """One sanitizer finding.
 
     Attributes:
-        defect: the rfc.md defect it belongs to (``"D1"``, ``"D2"``, ``"D6"``), or
+        defect: the defect it belongs to (``"D1"``, ``"D2"``, ``"D6"``), or
             None for misuse of the simulator itself (reading a freed ObjId handle).
         kind: the :class:`BugKind`.
         what: what was accessed and why it is wrong.

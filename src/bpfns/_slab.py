@@ -4,7 +4,7 @@ What matters for the RFC's defects is what the C code finds in memory:
 
 * ``kmem_cache_alloc`` returns the most recently freed object of its cache first (the
   per-CPU freelist is LIFO) and does **not** clear it, so an ``bpf_obj_id`` record
-  starts with the ``numbers[]`` of its previous user (D1, rfc.md section 3);
+  starts with the ``numbers[]`` of its previous user (D1);
 * ``kmem_cache_zalloc`` (namespaces) clears it;
 * a freed object stays addressable: a stale pointer to it reads whatever the next user
   wrote (D2).

@@ -118,6 +118,11 @@ def _highlighted(root: Namespace, highlight: object) -> ObjId | None:
         )
     if not oid.live:
         raise ValueError("highlight: that id record was freed; highlight a live object")
+    if oid.ns.kernel is not root.kernel:
+        raise ValueError(
+            "highlight: that object belongs to another Kernel than root; highlight one of "
+            "the tree's objects"
+        )
     return oid
 
 
@@ -270,8 +275,8 @@ def id_history(trace: Trace, ns: Namespace | str, type: ObjType) -> IdHistory:
         tracer = ns.kernel.tracer
         if tracer is None:
             raise ValueError(
-                f"id_history: {ns.label()}'s kernel does not trace; make it with "
-                "Kernel(trace=True) or replay a trace"
+                f"id_history: ns {ns.label()} belongs to a kernel that does not trace; "
+                "make it with Kernel(trace=True), or replay a trace"
             )
         ref = tracer.ref(ns)
     else:

@@ -3,7 +3,7 @@
 The objects themselves (maps, programs, links and their refcounts) are in
 :mod:`bpfns._bpf_object`.
 
-Specification: rfc.md 2.3 ("Callers"), 2.5 (what userspace sees) and the defects D3, D8.
+Specification: semantics §2.3 ("Callers"), 2.5 (what userspace sees) and the defects D3, D8.
 Names follow libbpf (``bpf_map_create``, ``bpf_prog_load``, ``bpf_link_create``, ...).
 
 * Every object gets its ids with ``bpf_alloc_obj_id`` in the **caller's** namespace, and

@@ -1,14 +1,14 @@
 """Tasks: kernel/fork.c, kernel/nsproxy.c and kernel/exit.c as far as BPF namespaces need.
 
 A :class:`Task` has credentials (:class:`bpfns.Cred`), an ``nsproxy`` whose ``bpf_ns`` is
-its BPF namespace (per task, like the network namespace: rfc.md 2.1), and a file table.
+its BPF namespace (per task, like the network namespace: semantics §2.1), and a file table.
 
 * :meth:`Task.clone` follows ``copy_process``: flag checks, ``copy_creds`` (a new user
   namespace with CLONE_NEWUSER), the file table, then ``copy_namespaces`` (CAP_SYS_ADMIN
   in the child's user namespace, else EPERM; ``copy_bpfns``). clone3 passes all 64 flag
   bits; the legacy ``clone()`` only the low 32, so CLONE_NEWBPF is silently dropped.
 * :meth:`Task.unshare` moves the caller itself into the new namespace at once.
-* :meth:`Task.setns` on a BPF namespace fd is EOPNOTSUPP (rfc.md 2.2, D18).
+* :meth:`Task.setns` on a BPF namespace fd is EOPNOTSUPP (semantics §2.2, D18).
 * :meth:`Task.exit` drops the nsproxy before the last file references go (the final
   ``fput`` runs as task work after ``exit_task_namespaces``), which is what makes D8
   reachable.
@@ -512,7 +512,7 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
         """``unshare``: the caller itself moves into new namespaces at once.
 
         With ``CLONE_NEWBPF`` the new BPF namespace is a child of the current one and the
-        caller is in it when the call returns (rfc.md 2.2); objects it created before
+        caller is in it when the call returns (semantics §2.2); objects it created before
         keep their ids, which it now sees as 0. ``CLONE_NEWUSER`` first gives the caller
         a new user namespace it owns (the process must be single-threaded).
         ``CLONE_FILES`` gives the caller its own copy of a shared file table.

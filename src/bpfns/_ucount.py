@@ -1,6 +1,6 @@
 """kernel/ucount.c and the user-namespace tree: who may own namespaces, and how many.
 
-Follows kernel.md section D. Each user namespace has limits ``ucount_max[type]`` (the
+Follows kernel rules §D. Each user namespace has limits ``ucount_max[type]`` (the
 ``/proc/sys/user/max_*`` sysctls of that namespace); ``inc_ucount(ns, uid, type)`` charges
 the ``(ns, uid)`` entry and then every ancestor level's entry, each against **its own**
 limit, and fails (the caller returns ENOSPC) if any level is at its limit.
@@ -46,7 +46,7 @@ __all__ = [
 #: 24 GiB of RAM, 4 KiB pages and 16 KiB stacks, max_threads is 196608.
 DEFAULT_INIT_UCOUNT_MAX = 98304
 
-#: ``create_user_ns`` refuses a parent deeper than this (kernel.md D).
+#: ``create_user_ns`` refuses a parent deeper than this (kernel rules §D).
 MAX_USER_NS_PARENT_LEVEL = 32
 
 #: A uid is a C ``uid_t``; ``(uid_t)-1`` means "no uid" and is never valid.
@@ -299,7 +299,7 @@ class UserNamespace:
 
         The caller holds the only reference; drop it with :meth:`put`. Charges
         ``UCOUNT_USER_NAMESPACES`` to ``(self, owner)`` and every ancestor. The
-        child's limits all start at INT_MAX (kernel.md D).
+        child's limits all start at INT_MAX (kernel rules §D).
 
         Raises:
             BpfnsError: ENOSPC if ``self`` is deeper than level 32 or a

@@ -18,6 +18,7 @@ Pictures that repeat from one step to the next are stored once.
 from __future__ import annotations
 
 import json
+import os
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,11 @@ class TraceView:
         """Write the page to ``path`` (UTF-8) and return the path.
 
         Raises:
+            TypeError: if ``path`` is not a file name.
             OSError: if the file cannot be written.
         """
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a file name, not {type(path).__name__}")
         out = Path(path)
         out.write_text(self.html, encoding="utf-8")
         return out

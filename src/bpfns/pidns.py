@@ -1,6 +1,6 @@
 """The pid-namespace flavour of the core: the same classes, with ``alloc_pid``'s policy.
 
-kernel.md section C is the reference. A :class:`PidKernel` is a :class:`bpfns.Kernel`
+kernel rules §C is the reference. A :class:`PidKernel` is a :class:`bpfns.Kernel`
 whose namespaces allocate with :class:`PidPolicy` instead of the BPF one: per-namespace
 ``pid_max`` (exclusive), the RESERVED_PIDS floor of 300 once a level's cursor has
 passed 300, deepest level first, EAGAIN when any level is full (the deeper levels are
