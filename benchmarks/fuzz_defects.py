@@ -23,7 +23,7 @@ from bpfns.testing import BpfnsMachine
 DEFECTS = {
     "D1": ("d1_rollback_at_failed_level", 4, "UninitializedRead"),
     "D2": ("d2_obj_id_unpinned", 6, "UseAfterFree"),
-    "D3": ("d3_create_returns_zero", 4, "failures match the model"),
+    "D3": ("d3_create_returns_zero", 4, "D3: a create whose id allocation failed returns 0"),
     "D6": ("d6_nr_ns_unchecked", 6, "ancestor visibility"),
 }
 
