@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import hypothesis.errors
 import pytest
 
 import bpfns
@@ -110,7 +111,7 @@ def test_rfc_failure_writes_a_runnable_program(
     assert type(info.value).__name__ in record["error"]
     assert record["key"] in out  # the summary lists what failed
     trace = tmp_path / record["trace"]
-    assert f"the trace {trace}" in err
+    assert f"{trace}" in err
     world = bpfns.replay(trace)  # the failing program, replayed call by call
     assert world.trace.dumps() == trace.read_text()
     assert world.trace.steps > 0
@@ -284,3 +285,19 @@ def test_redis_database_shares_failures_between_runs(
     assert main(again) == 1
     assert "1 distinct failures" in capsys.readouterr().out
     assert list((tmp_path / "b").glob("bpfns-fuzz-9-0.py"))
+
+
+def test_a_failure_of_hypothesis_itself_is_reported_without_a_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise hypothesis.errors.Flaky("Inconsistent results from replaying a test case")
+
+    monkeypatch.setattr("hypothesis.stateful.run_state_machine_as_test", fail)
+    assert main(["fuzz", "--examples", "1", "--seed", "2", "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "1 distinct failures" in out and "  Flaky: Inconsistent results" in out
+    record = json.loads((tmp_path / "bpfns-fuzz-2-0.json").read_text())
+    assert record["program"] == [] and record["trace"] is None
+    assert not list(tmp_path.glob("bpfns-fuzz-2-0.py"))  # nothing to run
+    assert f"wrote {tmp_path / 'bpfns-fuzz-2-0.json'}\n" in err

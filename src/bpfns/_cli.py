@@ -34,7 +34,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, NoReturn, TypeVar
 
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
@@ -50,6 +50,8 @@ from ._viewer import view
 __all__ = ["main"]
 
 BEHAVIORS = {"rfc": RFC, "fixed": FIXED}
+
+_T = TypeVar("_T")
 
 #: The most fuzz workers a run may start: a few per CPU (more only thrash).
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
@@ -472,14 +474,13 @@ def _fuzz(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
-def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
-    """Replay ``path`` up to ``step``: the world and the trace's length, or an exit code."""
+def _on_trace(path: Path, use: Callable[[], _T]) -> _T | int:
+    """``use()`` of the trace at ``path``, or the exit code of its error (printed).
+
+    1 for a replay that differs from the trace, 2 for a file that is no valid trace.
+    """
     try:
-        trace = load_trace(path)
-        if step is not None and step > trace.steps:
-            _write(sys.stderr, f"bpfns: {path} has steps 0 to {trace.steps}, not {step}\n")
-            return 2
-        return replay(trace, until=step), trace.steps
+        return use()
     except ReplayMismatchError as err:
         _write(sys.stderr, f"bpfns: the replay differs from the trace: {err}\n")
         return 1
@@ -488,16 +489,24 @@ def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
         return 2
 
 
+def _replayed(path: Path, step: int | None) -> tuple[Kernel, int] | int:
+    """Replay ``path`` up to ``step``: the world and the trace's length, or an exit code."""
+
+    def rebuild() -> tuple[Kernel, int] | int:
+        trace = load_trace(path)
+        if step is not None and step > trace.steps:
+            _write(sys.stderr, f"bpfns: {path} has steps 0 to {trace.steps}, not {step}\n")
+            return 2
+        return replay(trace, until=step), trace.steps
+
+    return _on_trace(path, rebuild)
+
+
 def _show_html(args: argparse.Namespace) -> int:
     """``bpfns show TRACE --html OUT``: the viewer page (see :func:`bpfns.view`)."""
-    try:
-        page = view(args.trace, limit=100_000)
-    except ReplayMismatchError as err:
-        _write(sys.stderr, f"bpfns: the replay differs from the trace: {err}\n")
-        return 1
-    except (TraceError, OSError) as err:
-        _write(sys.stderr, f"bpfns: cannot use {args.trace}: {err}\n")
-        return 2
+    page = _on_trace(args.trace, lambda: view(args.trace, limit=100_000))
+    if isinstance(page, int):
+        return page
     page.save(args.html)
     _write(sys.stdout, f"wrote {args.html}: steps 0 to {page.steps}; open it in a browser\n")
     return 0

@@ -224,11 +224,17 @@ def _trace_of(config: FuzzConfig, program: str) -> Trace:
 
 
 def _program(notes: list[str]) -> str:
-    """The runnable part of Hypothesis's report, without the step counter's calls."""
+    """The runnable part of Hypothesis's report, without the step counter's calls.
+
+    Empty when the report has none: Hypothesis itself failed (a health check, a flaky
+    example), not the machine.
+    """
     # Hypothesis heads the program "Falsifying example:" (before 6.170) or "Failing test
     # case: <state machine>"; it always runs from "state = ..." to "state.teardown()".
     text = "\n".join(notes)
-    start = text.index("state = ")
+    start = text.find("state = ")
+    if start < 0 or "state.teardown()" not in text[start:]:
+        return ""
     body = text[start : text.index("state.teardown()", start)] + "state.teardown()"
     return "\n".join(line for line in body.splitlines() if "count_step()" not in line)
 
@@ -349,14 +355,17 @@ def _write(config: FuzzConfig, index: int, failure: Failure, stderr: IO[str]) ->
         "reproduce_failure": failure.reproduce_failure,
         "trace": None,
     }
-    script, trace_path = stem.with_suffix(".py"), stem.with_suffix(".jsonl")
-    script.write_text(_script(config, failure.program))
-    _trace_of(config, failure.program).to_jsonl(trace_path)
-    record["trace"] = trace_path.name
+    wrote = [stem.with_suffix(".json")]
+    if failure.program:  # (none when Hypothesis itself failed: the record says how)
+        script, trace_path = stem.with_suffix(".py"), stem.with_suffix(".jsonl")
+        script.write_text(_script(config, failure.program))
+        _trace_of(config, failure.program).to_jsonl(trace_path)
+        record["trace"] = trace_path.name
+        wrote = [script, wrote[0], trace_path]
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     stderr.write(
         f"FAILURE {index}: {failure.error}\n{failure.program}\n"
-        f"wrote {script}, {stem.with_suffix('.json')} and the trace {trace_path}\n"
+        f"wrote {', '.join(map(str, wrote))}\n"
     )
 
 
