@@ -301,3 +301,16 @@ def test_a_failure_of_hypothesis_itself_is_reported_without_a_program(
     assert record["program"] == [] and record["trace"] is None
     assert not list(tmp_path.glob("bpfns-fuzz-2-0.py"))  # nothing to run
     assert f"wrote {tmp_path / 'bpfns-fuzz-2-0.json'}\n" in err
+
+
+def test_an_unreachable_redis_server_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["fuzz", "--examples", "1", "--database", f"redis://127.0.0.1:{port}"]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"redis://127.0.0.1:{port}: cannot reach the Redis server" in err
+    assert not list(tmp_path.glob("bpfns-fuzz-*"))  # no "failure" was invented

@@ -468,7 +468,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_fuzz(config, sys.stdout, sys.stderr)
-    except ModuleNotFoundError as e:  # redis:// without the redis extra
+    except (ModuleNotFoundError, ConnectionError) as e:  # redis:// that cannot be used
         sys.stderr.write(f"bpfns fuzz: {e}\n")
         return 2
     return 1 if summary.failures else 0

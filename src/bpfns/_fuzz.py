@@ -153,6 +153,7 @@ def open_database(spec: str | None, out: Path) -> Any:
     Raises:
         ModuleNotFoundError: for ``redis://`` without the ``redis`` package (the
             message gives :data:`REDIS_HINT`).
+        ConnectionError: if the Redis server does not answer a ping.
 
     >>> open_database(None, Path("out"))
     DirectoryBasedExampleDatabase(PosixPath('out/.bpfns-fuzz-db'))
@@ -163,9 +164,18 @@ def open_database(spec: str | None, out: Path) -> Any:
         try:
             from hypothesis.extra.redis import RedisExampleDatabase  # noqa: PLC0415
             from redis import Redis  # noqa: PLC0415
+            from redis.exceptions import RedisError  # noqa: PLC0415
         except ModuleNotFoundError as e:
             raise ModuleNotFoundError(f"--database {spec} needs redis: {REDIS_HINT}") from e
-        return RedisExampleDatabase(Redis.from_url(spec))
+        client = Redis.from_url(spec)
+        try:
+            client.ping()
+        except RedisError as e:
+            raise ConnectionError(
+                f"--database {spec}: cannot reach the Redis server ({e}); start it, or "
+                "check the host and port"
+            ) from e
+        return RedisExampleDatabase(client)
     return DirectoryBasedExampleDatabase(spec or str(out / ".bpfns-fuzz-db"))
 
 
@@ -380,6 +390,10 @@ def run_fuzz(config: FuzzConfig, stdout: IO[str], stderr: IO[str]) -> FuzzSummar
     A ``seed`` of None is drawn at random (and printed); ``seconds`` is a deadline from
     this call, start-up of the worker processes included.
 
+    Raises:
+        ModuleNotFoundError, ConnectionError: for a Redis ``database`` that cannot be
+            used (see :func:`open_database`), before any worker starts.
+
     >>> import io, bpfns
     >>> out = io.StringIO()
     >>> summary = run_fuzz(FuzzConfig(bpfns.FIXED, examples=2, seed=7), out, io.StringIO())
@@ -388,6 +402,7 @@ def run_fuzz(config: FuzzConfig, stdout: IO[str], stderr: IO[str]) -> FuzzSummar
     """
     if config.seed is None:
         config = attrs.evolve(config, seed=secrets.randbits(32))
+    open_database(config.database, config.out)  # an unreachable one fails here, once
     start = time.time()
     budget = Budget(start, None if config.seconds is None else start + config.seconds)
     if config.workers == 1:
