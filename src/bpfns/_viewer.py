@@ -57,6 +57,14 @@ class TraceView:
         Raises:
             TypeError: if ``path`` is not a file name.
             OSError: if the file cannot be written.
+
+        >>> import pathlib, tempfile
+        >>> from bpfns import Kernel
+        >>> k = Kernel(trace=True)
+        >>> _ = k.init_ns.create_child(name="c")
+        >>> out = view(k.trace).save(pathlib.Path(tempfile.mkdtemp()) / "c.html")
+        >>> out.read_text(encoding="utf-8").startswith("<!doctype html>")
+        True
         """
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a file name, not {type(path).__name__}")
