@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bpfns import BpfnsError
+import bpfns
+from bpfns import BpfnsError, Kernel
 from bpfns._files import FdTable, File, FileKind
 
 
@@ -153,3 +154,31 @@ def test_check_finds_corruption(corrupt: object, message: str) -> None:
     corrupt(t)  # type: ignore[operator]
     with pytest.raises(AssertionError, match=message):
         t._check()
+
+
+def test_dup2_fills_holes_and_the_high_mark() -> None:
+    k = Kernel()
+    t = k.init_task
+    assert t.files is not None
+    fd = t.map_create()
+    assert t.dup2(fd, fd) == fd  # dup2 onto itself only checks the fd
+    assert t.dup2(fd, 5) == 5  # above the high mark: 1-4 become holes
+    assert t.files.reserve() == 1  # the lowest hole
+    with pytest.raises(bpfns.BpfnsError) as busy:
+        t.dup2(fd, 1)
+    assert busy.value.errno == errno.EBUSY
+    t.files.put_unused(1)
+    assert t.dup2(fd, 3) == 3  # a hole below the high mark
+    assert [n for n, _ in t.files.items()] == [0, 3, 5]
+    other = t.map_create()  # lowest free: 1
+    assert other == 1
+    t.dup2(other, 3)  # replaces 3's reference to the first map; the map lives on in 0, 5
+    assert dict(t.files.items())[0].count == 2
+    for bad in (-1, t.files.nofile):
+        with pytest.raises(bpfns.BpfnsError) as badf:
+            t.dup2(fd, bad)
+        assert badf.value.errno == errno.EBADF
+    t.close(0)
+    t.close(5)
+    assert t.map_get_next_id(0) == 2  # the first map went with its last fd
+    k.check()

@@ -28,7 +28,7 @@ from bpfns._task import TaskContext
 SRC = Path(bpfns.__file__).parent
 #: The modules above the Task layer, which may use Kernel and Task.
 ABOVE = {"__init__.py", "_kernel.py", "_cli.py", "_fuzz.py", "_replay.py", "pidns.py"}
-ABOVE |= {"conformance.py", "__main__.py"}
+ABOVE |= {"conformance.py", "__main__.py", "_supervisor.py", "_run.py"}  # drive Tasks
 
 
 def test_a_kernel_is_its_context_layer_by_layer() -> None:

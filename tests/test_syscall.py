@@ -390,7 +390,8 @@ def test_fdinfo_uses_the_readers_namespace() -> None:
 def test_info_by_fd_errors() -> None:
     k = Kernel()
     t = k.init_task
-    assert errno_of(lambda: t.obj_get_info_by_fd(3)) == errno.EBADF
+    assert errno_of(lambda: t.obj_get_info_by_fd(3)) == errno.EBADFD  # not EBADF
+    assert errno_of(lambda: t.map_get_info_by_fd(3)) == errno.EBADFD
     assert errno_of(lambda: t.obj_get_info_by_fd(t.open_proc_ns())) == errno.EINVAL
 
 

@@ -80,6 +80,7 @@ from ._nsfs import (
 from ._obj_id import ObjId
 from ._perf import BPF_FD_TYPE_RAW_TRACEPOINT, BPF_FD_TYPE_TRACEPOINT, TaskFdQuery
 from ._replay import load_trace, replay, replay_steps
+from ._run import RunResult, run
 from ._sanitizer import BugKind, Report
 from ._snapshot import FAILED_CALL_LEAVES, LeftBehind, Leftover, Snapshot
 from ._svg import IdHistory, id_history, ruler_svg, tree_svg
@@ -194,6 +195,7 @@ __all__ = [
     "Report",
     "Return",
     "Rollback",
+    "RunResult",
     "SanitizerReport",
     "SlabOutOfBounds",
     "Snapshot",
@@ -215,6 +217,7 @@ __all__ = [
     "replay",
     "replay_steps",
     "ruler_svg",
+    "run",
     "tree_svg",
     "view",
 ]

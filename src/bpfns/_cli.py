@@ -39,10 +39,12 @@ from typing import IO, NoReturn, TypeVar
 from ._behavior import FIXED, RFC
 from ._bpf_namespace import CLONE_NEWBPF, Namespace, ObjType
 from ._bpf_object import BpfObject
+from ._capability import Cap
 from ._errors import HYPOTHESIS_HINT, BpfnsError
 from ._kernel import Kernel
 from ._render import render_listing, render_obj_id, render_tree
 from ._replay import load_trace, replay
+from ._run import run
 from ._task import Task
 from ._trace import ReplayMismatchError, TraceError
 from ._viewer import view
@@ -115,9 +117,13 @@ def _make_objects(task: Task, counts: Sequence[int], label: str) -> None:
         task.link_create(prog_fds[0])
 
 
-def demo(behavior: str, seed: int | None, out: list[str], trace: Path | None = None) -> int:
-    """Run the demo, appending its lines to ``out``; returns the exit code."""
-    k = Kernel(BEHAVIORS[behavior], trace=trace is not None)
+def build_demo_world(
+    k: Kernel, seed: int | None
+) -> tuple[dict[str, Task], dict[ObjType, BpfObject]]:
+    """The demo's world in ``k``: the seed's tree, host objects, and child_b_b's three.
+
+    Returns the tasks by namespace name and child_b_b's map, program and link.
+    """
     world = build_seed_world(k)
     rng = random.Random(seed)
     # Objects that existed before the container started, so that the levels differ.
@@ -133,6 +139,14 @@ def demo(behavior: str, seed: int | None, out: list[str], trace: Path | None = N
     made = {
         t: ctr.files.get(fd).obj for t, fd in zip(ObjType, (map_fd, prog_fd, link_fd), strict=True)
     }
+    return world, made
+
+
+def demo(behavior: str, seed: int | None, out: list[str], trace: Path | None = None) -> int:
+    """Run the demo, appending its lines to ``out``; returns the exit code."""
+    k = Kernel(BEHAVIORS[behavior], trace=trace is not None)
+    world, made = build_demo_world(k, seed)
+    ctr = world["child_b_b"]
     out.append(f"bpfns demo: behaviour {behavior.upper()}, defects {k.behavior.defects()}")
     out.append("")
     out.append("Namespace tree (live ids per type in each namespace):")
@@ -326,6 +340,38 @@ def _parser() -> argparse.ArgumentParser:
     p_conf.add_argument(
         "--scenarios", type=_positive(int), default=10, help="how many pid scenarios"
     )
+    p_run = command(
+        "run",
+        "run a real program (bpftool...) with its bpf() calls answered by bpfns",
+        "Run PROGRAM natively as a new simulated task in the namespace at --ns; every "
+        "bpf() call it makes is answered by the simulated kernel (seccomp user "
+        "notification, Linux 5.14+ on x86_64). Exits with PROGRAM's exit code (128+N "
+        "if signal N killed it); 2 if it could not be run.",
+    )
+    world = p_run.add_mutually_exclusive_group()
+    world.add_argument(
+        "--world", type=Path, metavar="TRACE.jsonl", help="start from the world a trace built"
+    )
+    world.add_argument("--demo", action="store_true", help="start from the demo's world")
+    p_run.add_argument(
+        "--behavior",
+        choices=sorted(BEHAVIORS),
+        default=None,
+        help="the RFC as posted, or fixed (None: rfc; a --world trace has its own)",
+    )
+    p_run.add_argument("--ns", default="/", help="namespace path, e.g. /child_b/child_b_b")
+    p_run.add_argument("--uid", type=_positive(int, zero=True), help="the effective uid")
+    p_run.add_argument(
+        "--caps",
+        type=_caps,
+        default=None,
+        help="the capabilities to keep, comma-separated (CAP_BPF,CAP_PERFMON) or 'none' "
+        "(None: the task's own)",
+    )
+    p_run.add_argument(
+        "--trace", type=_new_file, default=None, help="write the session's trace to this file"
+    )
+    p_run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     p_explore = command(
         "explore",
         "explore the interleavings of a race scenario on simulated CPUs",
@@ -543,6 +589,85 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caps(text: str) -> frozenset[Cap]:
+    """``CAP_BPF,CAP_PERFMON`` (or ``none``) as a set of capabilities."""
+    if text.strip().lower() == "none":
+        return frozenset()
+    names = [name.strip().upper() for name in text.split(",") if name.strip()]
+    known = {cap.name: cap for cap in Cap}
+    wrong = [name for name in names if name not in known and f"CAP_{name}" not in known]
+    if wrong:
+        raise argparse.ArgumentTypeError(
+            f"unknown capability {', '.join(wrong)} (known: {', '.join(known)}, or none)"
+        )
+    return frozenset(known.get(name) or known[f"CAP_{name}"] for name in names)
+
+
+def _run_world(args: argparse.Namespace) -> Kernel | int:
+    """The kernel ``bpfns run`` starts from (or an exit code, printed)."""
+    if args.world is None:
+        k = Kernel(BEHAVIORS[args.behavior or "rfc"], trace=args.trace is not None)
+        if args.demo:
+            build_demo_world(k, None)
+        return k
+    if args.behavior is not None:
+        _write(sys.stderr, "bpfns run: --behavior: a --world trace fixes its own behaviour\n")
+        return 2
+    result = _replayed(args.world, None)
+    return result if isinstance(result, int) else result[0]
+
+
+def _run_task(k: Kernel, args: argparse.Namespace) -> Task | int:
+    """The task ``bpfns run`` forks the program from: in ``--ns``, with the credentials."""
+    try:
+        ns = find_namespace(k, args.ns)
+    except ValueError as err:
+        _write(sys.stderr, f"bpfns run: {err}\n")
+        return 2
+    base = next((t for t in k.tasks() if t.bpf_ns is ns), None)
+    if base is None:
+        _write(sys.stderr, f"bpfns run: no live task in {args.ns} to fork the program from\n")
+        return 2
+    task = base.clone(0, name="bpfns-run")
+    if args.uid is not None:
+        task.set_euid(args.uid)
+    if args.caps is not None:
+        task.drop_capabilities(*(cap for cap in Cap if cap not in args.caps))
+    return task
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``bpfns run``: PROGRAM as a simulated task (:func:`bpfns.run`)."""
+    argv = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not argv:
+        _write(sys.stderr, "bpfns run: name the program to run: bpfns run -- bpftool map list\n")
+        return 2
+    k = _run_world(args)
+    if isinstance(k, int):
+        return k
+    task = _run_task(k, args)
+    if isinstance(task, int):
+        return task
+    try:
+        result = run(task, argv)
+    except FileNotFoundError as err:
+        _write(sys.stderr, f"bpfns run: {err.strerror}\n")
+        return 2
+    except RuntimeError as err:
+        _write(sys.stderr, f"bpfns run: {err}\n")
+        return 2
+    finally:
+        task.exit()
+    for bug in result.reports:
+        _write(sys.stderr, f"bpfns run: the program's bpf() call oopsed: {bug}\n")
+    if not result.reports:  # after an oops the RFC's kernel is what the oops left
+        k.check()
+    if args.trace is not None:
+        k.trace.to_jsonl(args.trace)
+    code = result.returncode
+    return 128 - code if code < 0 else code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpfns`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -552,6 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": _show,
         "replay": _replay,
         "explore": _explore,
+        "run": _run,
     }
     if args.command in commands:
         return commands[args.command](args)

@@ -173,6 +173,34 @@ class FdTable:
         self._fds[fd] = file
         return fd
 
+    def replace(self, fd: int, file: File) -> File | None:
+        """``do_dup2``'s table update: install ``file`` at ``fd``; return what was there.
+
+        The caller takes the reference ``fd`` now holds and fputs the returned File.
+        O(log n) when ``fd`` was free below the high mark (a heap removal, O(n) worst).
+
+        Raises:
+            BpfnsError: EBADF if ``fd`` is negative or not below ``nofile``; EBUSY if
+                ``fd`` is reserved.
+        """
+        if not 0 <= fd < self.nofile:
+            raise BpfnsError(
+                errno.EBADF, f"fd {fd} is outside 0..{self.nofile - 1} (RLIMIT_NOFILE)"
+            )
+        if fd in self._reserved:
+            raise BpfnsError(errno.EBUSY, f"fd {fd} is reserved by a call in flight")
+        old = self._fds.get(fd)
+        if old is None:
+            if fd >= self._high:
+                for hole in range(self._high, fd):
+                    heapq.heappush(self._holes, hole)
+                self._high = fd + 1
+            else:
+                self._holes.remove(fd)
+                heapq.heapify(self._holes)
+        self._fds[fd] = file
+        return old
+
     def detach(self, fd: int) -> File:
         """``file_close_fd``: remove ``fd`` and return its File (the caller must fput it).
 

@@ -120,6 +120,16 @@ def _bpf_file(task: BpfTask, fd: int, kinds: tuple[FileKind, ...] | None = None)
     return file
 
 
+def _info_file(task: BpfTask, fd: int) -> File:
+    """``bpf_obj_get_info_by_fd``'s ``fdget``: EBADFD, not EBADF, for an fd not open."""
+    try:
+        return _bpf_file(task, fd)
+    except BpfnsError as err:
+        if err.errno != errno.EBADF:
+            raise
+        raise BpfnsError(errno.EBADFD, f"fd {fd} is not open in this task") from None
+
+
 def _alloc_ids(task: BpfTask, obj: BpfObject, d3: Callable[[], int] | None) -> int | None:
     """``bpf_alloc_obj_id`` in the caller's namespace, then ``id = bpf_obj_id_nr``.
 
@@ -699,7 +709,8 @@ class BpfCommands:
         """``BPF_OBJ_GET_INFO_BY_FD``: info with ids as seen from the caller's namespace.
 
         Raises:
-            BpfnsError: EBADF if ``fd`` is not open; EINVAL if it is not a BPF object.
+            BpfnsError: EBADFD (as the kernel gives here, not EBADF) if ``fd`` is not
+                open; EINVAL if it is not a BPF object.
 
         >>> from bpfns import Kernel, CLONE_NEWBPF
         >>> k = Kernel()
@@ -708,7 +719,7 @@ class BpfCommands:
         >>> c.obj_get_info_by_fd(c.map_create(name="mine"))
         MapInfo(id=1, type=2, key_size=4, value_size=4, max_entries=1, name='mine', ifindex=0)
         """
-        return object_info(_bpf_file(self, fd).obj)
+        return object_info(_info_file(self, fd).obj)
 
     def map_get_info_by_fd(self: BpfTask, fd: int) -> MapInfo:
         """``bpf_map_get_info_by_fd`` (libbpf): :meth:`obj_get_info_by_fd` of a map fd.
@@ -782,7 +793,7 @@ _INFO_KINDS: dict[type[object], str] = {
 
 def _info_as(task: BpfTask, fd: int, kind: type[_I], want: str) -> _I:
     """``obj_get_info_by_fd`` narrowed to one info type (libbpf's typed getters)."""
-    info = object_info(_bpf_file(task, fd).obj)
+    info = object_info(_info_file(task, fd).obj)
     if isinstance(info, kind):
         return info
     got = _INFO_KINDS[type(info)]

@@ -708,6 +708,40 @@ class Task(BpfCommands, MapElemCommands, BtfCommands, PerfCommands, NsfsCommands
         assert self.files is not None
         fput(self.files.detach(fd))
 
+    @syscall("dup2")
+    def dup2(self, oldfd: int, newfd: int) -> int:
+        """``dup2(oldfd, newfd)`` (fs/file.c ``do_dup2``): ``newfd`` refers to ``oldfd``'s file.
+
+        Whatever ``newfd`` held is closed first (its last reference frees the object);
+        ``dup2(fd, fd)`` only checks ``fd``. :func:`bpfns.run` mirrors a real process's
+        fds with it.
+
+        Raises:
+            BpfnsError: EBADF if ``oldfd`` is not open or ``newfd`` is negative or not
+                below ``RLIMIT_NOFILE``; EBUSY if ``newfd`` is reserved by a call in
+                flight (``get_unused_fd_flags``).
+            TypeError, ValueError: if an fd is not a C int.
+
+        >>> from bpfns import Kernel
+        >>> t = Kernel().init_task
+        >>> fd = t.map_create()
+        >>> t.dup2(fd, 7); t.close(fd)
+        7
+        >>> t.map_get_next_id(0)  # fd 7 still holds the map
+        1
+        """
+        check_int("oldfd", oldfd, INT_MIN, INT_MAX, "int")
+        check_int("newfd", newfd, INT_MIN, INT_MAX, "int")
+        assert self.files is not None
+        file = self.files.get(oldfd)
+        if oldfd == newfd:
+            return newfd
+        old = self.files.replace(newfd, file)
+        file.count += 1
+        if old is not None:
+            fput(old)
+        return newfd
+
     @syscall("sendmsg(SCM_RIGHTS)")
     def send_fd(self, fd: int, to: Task) -> int:
         """Pass ``fd`` to task ``to`` over a unix socket (``SCM_RIGHTS``); returns its new fd.
