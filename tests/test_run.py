@@ -342,10 +342,21 @@ def test_unavailable_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert len(k.tasks()) == 1
 
 
+#: What ``clone`` then ``exit`` leaves behind (the pid and step counters move on).
+CHANGED_BY_A_FORK_AND_EXIT: list[str] = []
+
+
 def test_a_launcher_that_cannot_filter_is_a_runtime_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bpfns._run._LAUNCHER", str(TARGETS / "no_filter.py"))
+    k = Kernel()
+    t = k.init_task
+    t.dup2(t.map_create(), 10)
+    before = k.snapshot()
     with pytest.raises(RuntimeError, match="could not be put under seccomp"):
-        bpfns.run(Kernel().init_task, ["true"])
+        bpfns.run(t, ["true"], pass_fds=(10,))
+    assert k.tasks() == [t]  # the fork is unwound
+    assert before.changed(k.snapshot()) == CHANGED_BY_A_FORK_AND_EXIT
+    k.check()
 
 
 def test_a_supervisor_failure_kills_the_program(monkeypatch: pytest.MonkeyPatch) -> None:

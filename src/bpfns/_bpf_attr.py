@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import errno
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ._bpf_uapi import BtfInfo, LinkInfo, MapInfo, ProgInfo
 from ._errors import BpfnsError
@@ -301,12 +301,3 @@ def pack_info(
     struct.pack_into("<I", out, 12, info.id)
     struct.pack_into("<I", out, 28, int(info.kernel_btf))
     return bytes(out)
-
-
-def supported_names(commands: Sequence[BpfCmd] = SUPPORTED) -> list[str]:
-    """``BPF_<NAME>`` of each command, for the docs and messages.
-
-    >>> supported_names([BpfCmd.MAP_CREATE])
-    ['BPF_MAP_CREATE']
-    """
-    return [f"BPF_{cmd.name}" for cmd in commands]

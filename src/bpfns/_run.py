@@ -156,17 +156,12 @@ def run(
     assert child.files is not None
     open_fds = dict(child.files.items())
     moves = [(placeholders.of(open_fds[fd]).fd, fd) for fd in pass_fds]
-    ours, theirs = socket.socketpair()
-    with ours:
-        with theirs:
-            launcher = [sys.executable, "-E", "-s", _LAUNCHER, str(theirs.fileno())]
-            launcher += [f"{src}:{dst}" for src, dst in moves]
-            proc = subprocess.Popen(
-                [*launcher, "--", *args],
-                pass_fds=(theirs.fileno(), *(src for src, _ in moves)),
-                **popen_kwargs,
-            )
-        listener = _receive_listener(ours, proc)
+    try:
+        proc, listener = _start(args, moves, popen_kwargs)
+    except BaseException:  # the program never ran: unwind the fork and the memfds
+        placeholders.close()
+        child.exit()
+        raise
     sup = Supervisor(listener, child, proc.pid, placeholders)
     try:
         out, err = _supervise(sup, proc, input, timeout)
@@ -180,6 +175,28 @@ def run(
     if check and result.returncode:
         raise subprocess.CalledProcessError(result.returncode, args, out, err)
     return result
+
+
+def _start(
+    args: list[str], moves: list[tuple[int, int]], popen_kwargs: dict[str, Any]
+) -> tuple[subprocess.Popen[Any], Listener]:
+    """Start the launcher (:mod:`bpfns._launch`) and take the listener it sends.
+
+    Raises:
+        OSError: if the interpreter cannot be started.
+        RuntimeError: as :func:`_receive_listener`.
+    """
+    ours, theirs = socket.socketpair()
+    with ours:
+        with theirs:
+            launcher = [sys.executable, "-E", "-s", _LAUNCHER, str(theirs.fileno())]
+            launcher += [f"{src}:{dst}" for src, dst in moves]
+            proc = subprocess.Popen(
+                [*launcher, "--", *args],
+                pass_fds=(theirs.fileno(), *(src for src, _ in moves)),
+                **popen_kwargs,
+            )
+        return proc, _receive_listener(ours, proc)
 
 
 def _receive_listener(channel: socket.socket, proc: subprocess.Popen[Any]) -> Listener:
