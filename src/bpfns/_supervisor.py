@@ -514,7 +514,7 @@ def _parents() -> dict[int, int]:
         try:
             with open(f"/proc/{name}/stat", "rb") as stat:
                 data = stat.read()
-        except OSError:  # it has gone
+        except OSError:  # pragma: no cover - it exited between listdir and open
             continue
         out[int(name)] = int(data[data.rindex(b")") + 2 :].split()[1])
     return out
